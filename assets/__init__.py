@@ -1,0 +1,1 @@
+"""Bundled demo site and the script that generates it."""

@@ -1,0 +1,1 @@
+"""Telemetry sources and command sinks: simulator, MQTT, websocket ingest, replay."""

@@ -1,0 +1,1 @@
+"""Shader sources (WGSL) for twinview materials."""

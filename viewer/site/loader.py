@@ -1,0 +1,82 @@
+"""Open a site folder: manifest plus model, checked against each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import Problem, SiteError
+from .manifest import Site, load_manifest
+from .model import Progress, SiteModel, load_model
+
+
+@dataclass
+class LoadedSite:
+    site: Site
+    model: SiteModel
+    warnings: list[Problem]
+
+
+def find_part(model: SiteModel, device_node: str, part: str) -> str | None:
+    """The node below device_node named `part`, or ending in '.part' or '/part'."""
+    for name in model.descendants(device_node)[1:]:
+        if name == part or name.endswith("." + part) or name.endswith("/" + part):
+            return name
+    return None
+
+
+def check_binding(site: Site, model: SiteModel) -> list[Problem]:
+    """Problems in how the manifest's devices bind to the model's nodes."""
+    file = str(site.manifest_path)
+    problems: list[Problem] = []
+    bound: set[str] = set()
+    for i, device in enumerate(site.devices):
+        where = f"devices[{i}] ({device.id}).node"
+        if device.node not in model.nodes:
+            problems.append(Problem(file, where, f"node {device.node!r} is not in the model {model.path.name}"))
+            continue
+        nodes = model.descendants(device.node)
+        bound.update(nodes)
+        if not any(model.nodes[n].geometry for n in nodes):
+            problems.append(Problem(file, where, f"node {device.node!r} has no geometry to show", "warning"))
+        for motion in device.motions:
+            if find_part(model, device.node, motion.node) is None:
+                problems.append(
+                    Problem(file, f"devices[{i}] ({device.id}).overlays", f"{motion.kind} overlay: no node {motion.node!r} below {device.node!r}")
+                )
+    unbound = [n.name for n in model.nodes.values() if n.geometry and n.name not in bound and not _is_structure(n.name)]
+    if unbound and site.devices:
+        shown = ", ".join(sorted(unbound)[:10]) + (" ..." if len(unbound) > 10 else "")
+        problems.append(
+            Problem(str(model.path), "", f"{len(unbound)} model node(s) with geometry are bound to no device: {shown}", "warning")
+        )
+    return problems
+
+
+def _is_structure(name: str) -> bool:
+    """Nodes under a 'structure' prefix are scenery (walls, floors) and need no binding."""
+    return name.split("/")[0].split(".")[0].lower() in ("structure", "building", "scenery")
+
+
+def open_site(site_dir: str | Path, progress: Progress | None = None) -> LoadedSite:
+    """Load manifest and model; raises SiteError with every error found."""
+    site, warnings = load_manifest(site_dir)
+    model = load_model(site.model, site.root, progress)
+    problems = check_binding(site, model)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise SiteError(errors)
+    return LoadedSite(site, model, warnings + [p for p in problems if p.severity == "warning"])
+
+
+def check_site(site_dir: str | Path) -> list[Problem]:
+    """Every problem with a site, errors and warnings, without raising."""
+    try:
+        site, warnings = load_manifest(site_dir)
+    except SiteError as exc:
+        return exc.problems
+    try:
+        model = load_model(site.model, site.root)
+    except SiteError as exc:
+        return warnings + exc.problems
+    return warnings + check_binding(site, model)

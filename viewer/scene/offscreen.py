@@ -1,0 +1,49 @@
+"""Render a SiteView without a window: screenshots, tests, reports and benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pygfx as gfx
+
+
+class OffscreenView:
+    """An offscreen canvas and renderer bound to one SiteView."""
+
+    def __init__(self, view, size: tuple[int, int] = (960, 540), quality: str = "fast"):
+        from rendercanvas.offscreen import RenderCanvas
+
+        self.view = view
+        self.size = (int(size[0]), int(size[1]))
+        self.canvas = RenderCanvas(size=self.size, pixel_ratio=1)
+        if quality == "fast":
+            self.renderer = gfx.WgpuRenderer(self.canvas, pixel_scale=1, ppaa="none")
+        else:
+            self.renderer = gfx.WgpuRenderer(self.canvas, pixel_scale=2, ppaa="default")
+        view.camera.aspect = self.size[0] / self.size[1]
+
+    def render(self) -> np.ndarray:
+        """Draw one frame and return it as an (h, w, 4) uint8 array."""
+        self.canvas.request_draw(lambda: self.renderer.render(self.view.scene, self.view.camera))
+        return np.asarray(self.canvas.draw())
+
+    def pick(self, x: float, y: float) -> int | None:
+        """Device index under pixel (x, y), or None for scenery and background.
+
+        Needs a frame drawn since the last change (render() first).
+        """
+        info = self.renderer.get_pick_info((x, y))
+        index = info.get("device_index")
+        if info.get("world_object") is not self.view.mesh or index is None or index < 0:
+            return None
+        return index
+
+    def save(self, path: str | Path) -> Path:
+        from PIL import Image
+
+        image = self.render()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[:, :, :3]).save(path)
+        return path

@@ -1,0 +1,193 @@
+"""SiteView: the 3D scene of one site, its camera, and the visual state of its devices.
+
+The view owns GPU-side state only. It is told what changed (a device's look,
+a motion target, the selection) and writes exactly those entries; it never
+reads telemetry itself and never talks to a broker.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pygfx as gfx
+
+from twinview.site import LoadedSite
+
+from .site_geometry import MOTION_KINDS, SiteGeometry, build_site_geometry
+from .site_object import FLAG_HOVERED, FLAG_SELECTED, SiteMaterial, SiteMesh, VIEW_FLAGS
+
+BACKGROUND_TOP = "#dfe6ee"
+BACKGROUND_BOTTOM = "#9aa7b6"
+
+
+@dataclass
+class PartMotion:
+    part: int
+    device: int
+    kind: int
+    rate: float = 0.0  # rev/s for rotations
+    phase: float = 0.0
+    t0: float = 0.0
+
+
+class SiteView:
+    """Scene graph, camera and per-device visual state for one loaded site."""
+
+    def __init__(self, loaded: LoadedSite, geometry: SiteGeometry | None = None):
+        self.loaded = loaded
+        self.site = loaded.site
+        self.geometry = geometry or build_site_geometry(loaded)
+        self.device_ids = [d.id for d in self.site.devices]
+        self._index = {d: i for i, d in enumerate(self.device_ids)}
+
+        self.scene = gfx.Scene()
+        self.scene.add(gfx.Background.from_color(BACKGROUND_TOP, BACKGROUND_TOP, BACKGROUND_BOTTOM, BACKGROUND_BOTTOM))
+        self.mesh = SiteMesh(self.geometry, len(self.device_ids))
+        self.scene.add(self.mesh)
+        self.camera = gfx.PerspectiveCamera(45, 16 / 9)
+        self.camera.world.reference_up = (0, 1, 0)
+        self.fit()
+
+        self.selected: int | None = None
+        self.hovered: int | None = None
+        self._clock0 = time.monotonic()
+        self.motions = [PartMotion(part, dev, MOTION_KINDS[m.kind]) for part, dev, m in self.geometry.motion_parts]
+        self._motions_by_device: dict[int, list[int]] = {}
+        for i, (_, dev, _) in enumerate(self.geometry.motion_parts):
+            self._motions_by_device.setdefault(dev, []).append(i)
+
+    # --- lookup -----------------------------------------------------------------
+
+    def index_of(self, device_id: str) -> int | None:
+        return self._index.get(device_id)
+
+    @property
+    def material(self) -> SiteMaterial:
+        return self.mesh.material
+
+    # --- camera -----------------------------------------------------------------
+
+    def fit(self, use_manifest_camera: bool = True) -> None:
+        """Frame the whole site: the manifest's camera if it has one, else an elevated 3/4 view."""
+        lo, hi = self.geometry.bounds
+        center = (lo + hi) / 2
+        radius = float(np.linalg.norm(hi - lo)) / 2 or 1.0
+        self.camera.depth_range = (radius / 200, radius * 20)
+        if use_manifest_camera and self.site.camera_position and self.site.camera_target:
+            self.camera.local.position = self.site.camera_position
+            self.camera.look_at(self.site.camera_target)
+            return
+        direction = np.array([0.9, 0.75, 1.1])
+        direction /= np.linalg.norm(direction)
+        distance = radius / np.tan(np.radians(self.camera.fov) / 2) * 0.9
+        self.camera.local.position = tuple(center + direction * distance)
+        self.camera.look_at(tuple(center))
+
+    def focus(self, index: int) -> None:
+        """Move the camera to look at one device from a sensible distance."""
+        lo, hi = self.geometry.device_bounds[index]
+        if not np.isfinite(lo).all():
+            return
+        center = (lo + hi) / 2
+        size = max(float(np.linalg.norm(hi - lo)), 1.0)
+        position = np.asarray(self.camera.world.position)
+        direction = position - center
+        norm = np.linalg.norm(direction)
+        direction = direction / norm if norm > 0 else np.array([0.6, 0.6, 0.6])
+        self.camera.local.position = tuple(center + direction * size * 3.0)
+        self.camera.look_at(tuple(center))
+
+    def project(self, world_points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """World points (K, 3) to pixel coordinates (K, 2), origin top-left; NaN behind the camera."""
+        pts = np.atleast_2d(np.asarray(world_points, np.float64))
+        homo = np.c_[pts, np.ones(len(pts))]
+        clip = homo @ np.asarray(self.camera.camera_matrix, np.float64).T
+        w = clip[:, 3:4]
+        ndc = clip[:, :3] / np.where(np.abs(w) < 1e-12, np.nan, w)
+        ndc[w[:, 0] <= 0] = np.nan
+        width, height = size
+        return np.c_[(ndc[:, 0] + 1) / 2 * width, (1 - ndc[:, 1]) / 2 * height]
+
+    # --- device state -------------------------------------------------------------
+
+    def set_look(self, index: int, rgba, flags: int) -> None:
+        """Paint a device (rgba None keeps the model colour) and set its twin flags."""
+        data = self.mesh.device_data[index]
+        data[0] = rgba if rgba is not None else (0.0, 0.0, 0.0, 0.0)
+        view_bits = int(data[1, 0]) & VIEW_FLAGS
+        data[1, 0] = float((int(flags) & ~VIEW_FLAGS) | view_bits)
+        self.mesh.update_devices([index])
+
+    def set_looks(self, indices: np.ndarray, rgba: np.ndarray, flags: np.ndarray) -> None:
+        """Vectorised set_look for many devices at once (rgba with alpha 0 keeps model colour)."""
+        idx = np.asarray(indices, np.int64)
+        if not idx.size:
+            return
+        data = self.mesh.device_data
+        data[idx, 0] = rgba
+        view_bits = data[idx, 1, 0].astype(np.int64) & VIEW_FLAGS
+        data[idx, 1, 0] = ((np.asarray(flags, np.int64) & ~VIEW_FLAGS) | view_bits).astype(np.float32)
+        self.mesh.update_devices(idx)
+
+    def flags(self, index: int) -> int:
+        return int(self.mesh.device_data[index, 1, 0])
+
+    def _set_view_flag(self, index: int | None, flag: int, on: bool) -> None:
+        if index is None:
+            return
+        data = self.mesh.device_data[index]
+        value = int(data[1, 0])
+        data[1, 0] = float(value | flag if on else value & ~flag)
+        self.mesh.update_devices([index])
+
+    def select(self, index: int | None) -> None:
+        if index == self.selected:
+            return
+        self._set_view_flag(self.selected, FLAG_SELECTED, False)
+        self.selected = index
+        self._set_view_flag(index, FLAG_SELECTED, True)
+
+    def hover(self, index: int | None) -> None:
+        if index == self.hovered:
+            return
+        self._set_view_flag(self.hovered, FLAG_HOVERED, False)
+        self.hovered = index
+        self._set_view_flag(index, FLAG_HOVERED, True)
+
+    # --- motion -------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.monotonic() - self._clock0
+
+    def set_motion(self, device: int, targets: tuple, now: float | None = None) -> None:
+        """Apply a device's motion targets (one per motion overlay, None = hold)."""
+        slots = self._motions_by_device.get(device)
+        if not slots:
+            return
+        now = self.now() if now is None else now
+        parts = self.mesh.parts_data
+        changed = []
+        for slot, target in zip(slots, targets):
+            if target is None:
+                continue
+            m = self.motions[slot]
+            row = parts[m.part]
+            if m.kind == MOTION_KINDS["rotate"]:
+                m.phase = (m.phase + m.rate * (now - m.t0)) % 1.0
+                m.t0, m.rate = now, float(target)
+                row[1, 3] = m.rate
+                row[2, 0], row[2, 1] = m.phase, m.t0
+            else:
+                row[2, 2] = float(target)
+            changed.append(m.part)
+        self.mesh.update_parts(changed)
+
+    @property
+    def animating(self) -> bool:
+        """True while anything moves on its own (a spinning part), so frames must keep coming."""
+        return any(m.rate != 0.0 for m in self.motions)
+
+    def advance_clock(self, now: float | None = None) -> None:
+        self.material.time = self.now() if now is None else now

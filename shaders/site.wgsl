@@ -133,11 +133,11 @@ fn fs_main(varyings: Varyings, @builtin(front_facing) is_front: bool) -> Fragmen
     // Lighting: a key light, a hemisphere ambient (sky above, ground below)
     // and a soft headlight so faces turned from the sun stay readable.
     let key_dir = normalize(vec3<f32>(0.45, 0.85, 0.35));
-    let key = max(dot(n, key_dir), 0.0) * 0.85;
+    let key = max(dot(n, key_dir), 0.0) * 0.7;
     let sky = vec3<f32>(0.62, 0.68, 0.78);
     let ground = vec3<f32>(0.30, 0.28, 0.26);
-    let hemi = mix(ground, sky, n.y * 0.5 + 0.5) * 0.55;
-    let head = max(dot(n, view_dir), 0.0) * 0.25;
+    let hemi = mix(ground, sky, n.y * 0.5 + 0.5) * 0.5;
+    let head = max(dot(n, view_dir), 0.0) * 0.2;
     var color = albedo * (hemi + vec3<f32>(key + head));
     let half_dir = normalize(key_dir + view_dir);
     color = color + vec3<f32>(pow(max(dot(n, half_dir), 0.0), 32.0) * 0.08);
@@ -159,7 +159,7 @@ fn fs_main(varyings: Varyings, @builtin(front_facing) is_front: bool) -> Fragmen
     }
     if ((flags & FLAG_SELECTED) != 0u) {
         let accent = srgb2physical(u_material.accent.rgb);
-        color = mix(color, accent, 0.35) + accent * rim * 1.5;
+        color = mix(color, accent, 0.55) + accent * rim * 1.5;
     }
 
     var out: FragmentOutput;

@@ -1,0 +1,217 @@
+"""The twinview command line: demo, open, render, check, generate-site, bench."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import resources
+from pathlib import Path
+
+from twinview.site import SiteError
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_SITE = 3
+
+
+def demo_site_path() -> Path:
+    return Path(str(resources.files("twinview.assets").joinpath("demo")))
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1280x720, got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise argparse.ArgumentTypeError("width and height must be between 16 and 8192")
+    return w, h
+
+
+def _open(site_dir: Path, quiet: bool = False):
+    from twinview.app.progress import ConsoleProgress
+    from twinview.site import open_site
+
+    progress = ConsoleProgress(f"opening {site_dir.name}") if not quiet else None
+    loaded = open_site(site_dir, progress)
+    if progress:
+        progress.done()
+    for warning in loaded.warnings:
+        print(warning, file=sys.stderr)
+    return loaded
+
+
+def _live(loaded, args):
+    """The live pipeline for a site: the embedded simulator unless another source is named."""
+    from twinview.app.live import LiveSite
+
+    return LiveSite.from_args(loaded, args)
+
+
+def cmd_check(args) -> int:
+    from twinview.site import check_site
+
+    problems = check_site(args.site)
+    errors = [p for p in problems if p.severity == "error"]
+    for p in problems:
+        print(p)
+    if errors:
+        print(f"{args.site}: {len(errors)} error(s), {len(problems) - len(errors)} warning(s)", file=sys.stderr)
+        return EXIT_SITE
+    print(f"{args.site}: ok ({len(problems)} warning(s))")
+    return EXIT_OK
+
+
+def cmd_render(args) -> int:
+    from twinview.scene.offscreen import OffscreenView
+    from twinview.scene.view import SiteView
+
+    loaded = _open(Path(args.site), quiet=args.quiet)
+    view = SiteView(loaded)
+    live = _live(loaded, args) if _wants_live(args) else None
+    if args.select:
+        index = view.index_of(args.select)
+        if index is None:
+            print(f"error: no device {args.select!r} in {loaded.site.name}", file=sys.stderr)
+            return EXIT_USAGE
+        view.select(index)
+        if args.focus:
+            view.focus(index)
+    off = OffscreenView(view, args.size, quality=args.quality)
+    if live is not None:
+        live.attach(view)
+        live.run_for(args.wait)
+    out = off.save(args.out)
+    if live is not None:
+        live.stop()
+    print(f"wrote {out} ({args.size[0]}x{args.size[1]})")
+    return EXIT_OK
+
+
+def _wants_live(args) -> bool:
+    return bool(getattr(args, "mqtt", None) or getattr(args, "replay", None) or getattr(args, "wait", 0))
+
+
+def cmd_open(args, site_dir: Path | None = None) -> int:
+    from twinview.app.desktop import has_display, run_desktop
+    from twinview.scene.view import SiteView
+
+    site_dir = site_dir or Path(args.site)
+    loaded = _open(site_dir)
+    if not has_display():
+        out = Path(args.screenshot or f"twinview-{site_dir.name}.png")
+        print(f"No display found (DISPLAY is not set): rendered a screenshot to {out} instead.")
+        from twinview.scene.offscreen import OffscreenView
+
+        view = SiteView(loaded)
+        live = _live(loaded, args)
+        live.attach(view)
+        live.run_for(min(getattr(args, "wait", 0) or 3.0, 30.0))
+        OffscreenView(view, (1280, 720), quality="high").save(out)
+        live.stop()
+        return EXIT_OK
+    view = SiteView(loaded)
+    live = _live(loaded, args)
+    live.attach(view)
+    try:
+        run_desktop(view, live)
+    finally:
+        live.stop()
+    return EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    return cmd_open(args, demo_site_path())
+
+
+def cmd_generate_site(args) -> int:
+    from twinview.site.synthetic import generate_site
+
+    out = generate_site(Path(args.out), args.devices, seed=args.seed)
+    print(f"wrote a {args.devices}-device site to {out}")
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from twinview.bench import run_bench
+
+    return run_bench(args)
+
+
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mqtt", metavar="URL", help="telemetry from an MQTT broker: mqtt://host:port or mqtts://...")
+    p.add_argument("--replay", metavar="FILE", help="telemetry from a recording (JSONL)")
+    p.add_argument("--replay-speed", type=float, default=1.0, help="replay speed factor (default 1)")
+    p.add_argument("--ws-ingest", metavar="HOST:PORT", help="also accept JSON samples pushed over a websocket")
+    p.add_argument("--no-sim", action="store_true", help="do not start the embedded simulator")
+    p.add_argument("--ca", help="CA certificate file for mqtts://")
+    p.add_argument("--cert", help="client certificate file for mqtts://")
+    p.add_argument("--key", help="client key file for mqtts://")
+    p.add_argument("--mqtt-v311", action="store_true", help="use MQTT 3.1.1 instead of MQTT 5")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twinview", description="Open 3D digital-twin viewer.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="open the bundled demo plant (live, simulated)")
+    p.add_argument("--screenshot", metavar="PNG", help="where to write the screenshot when there is no display")
+    p.add_argument("--wait", type=float, default=3.0, help=argparse.SUPPRESS)
+    _add_source_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("open", help="open a site folder in the desktop viewer")
+    p.add_argument("site")
+    p.add_argument("--screenshot", metavar="PNG", help="where to write the screenshot when there is no display")
+    p.add_argument("--wait", type=float, default=3.0, help=argparse.SUPPRESS)
+    _add_source_options(p)
+    p.set_defaults(func=cmd_open)
+
+    p = sub.add_parser("render", help="render a site to a PNG without a window")
+    p.add_argument("site")
+    p.add_argument("--out", required=True, metavar="PNG")
+    p.add_argument("--size", type=parse_size, default=(1280, 720), metavar="WxH")
+    p.add_argument("--select", metavar="DEVICE", help="highlight this device")
+    p.add_argument("--focus", action="store_true", help="with --select: frame the selected device")
+    p.add_argument("--quality", choices=("fast", "high"), default="high")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="receive live data this long before rendering")
+    p.add_argument("--quiet", action="store_true")
+    _add_source_options(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("check", help="validate a site: manifest, model and binding")
+    p.add_argument("site")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("generate-site", help="write a large synthetic site for testing and benchmarks")
+    p.add_argument("out")
+    p.add_argument("--devices", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_generate_site)
+
+    p = sub.add_parser("bench", help="measure load, frame, memory and ingest figures; prints a table")
+    p.add_argument("--devices", default="1000,20000", help="comma-separated site sizes (default 1000,20000)")
+    p.add_argument("--frames", type=int, default=20)
+    p.add_argument("--size", type=parse_size, default=(640, 360), metavar="WxH")
+    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, web")
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYGFX_DEFAULT_PPAA", "default")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SiteError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_SITE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

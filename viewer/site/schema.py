@@ -124,7 +124,10 @@ def number(value: Any) -> float:
 
 
 def positive(value: Any) -> float:
-    value = number(value)
+    try:
+        value = number(value)
+    except ValueError:
+        raise ValueError("expected a number greater than 0") from None
     if value <= 0:
         raise ValueError("expected a number greater than 0")
     return value

@@ -32,6 +32,11 @@ node = "blade"
 axis = [0, 1, 0]
 range = [0, 100]
 to = [0, 1]
+
+[[types.box.overlays]]
+kind = "label"
+points = ["temp"]
+format = "{temp:.0f} degC"
 """
 
 

@@ -129,6 +129,7 @@ class DesktopApp:
         if self.live is not None:
             self.live.update()
         self.view.advance_clock()
+        self.view.before_render()
         self.renderer.render(self.view.scene, self.view.camera, flush=False)
         self.gui.render()
         self.renderer.flush()

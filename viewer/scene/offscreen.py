@@ -25,7 +25,11 @@ class OffscreenView:
 
     def render(self) -> np.ndarray:
         """Draw one frame and return it as an (h, w, 4) uint8 array."""
-        self.canvas.request_draw(lambda: self.renderer.render(self.view.scene, self.view.camera))
+        def draw():
+            self.view.before_render()
+            self.renderer.render(self.view.scene, self.view.camera)
+
+        self.canvas.request_draw(draw)
         return np.asarray(self.canvas.draw())
 
     def pick(self, x: float, y: float) -> int | None:

@@ -15,6 +15,7 @@ import pygfx as gfx
 
 from twinview.site import LoadedSite
 
+from .labels import LabelLayer
 from .site_geometry import MOTION_KINDS, SiteGeometry, build_site_geometry
 from .site_object import FLAG_HOVERED, FLAG_SELECTED, SiteMaterial, SiteMesh, VIEW_FLAGS
 
@@ -46,6 +47,10 @@ class SiteView:
         self.scene.add(gfx.Background.from_color(BACKGROUND_TOP, BACKGROUND_TOP, BACKGROUND_BOTTOM, BACKGROUND_BOTTOM))
         self.mesh = SiteMesh(self.geometry, len(self.device_ids))
         self.scene.add(self.mesh)
+        labelled = [i for i, d in enumerate(self.site.devices) if d.label is not None]
+        self.labels = LabelLayer(self.geometry.device_bounds, labelled) if labelled else None
+        if self.labels is not None:
+            self.scene.add(self.labels.object)
         self.camera = gfx.PerspectiveCamera(45, 16 / 9)
         self.camera.world.reference_up = (0, 1, 0)
         self.fit()
@@ -130,6 +135,15 @@ class SiteView:
         view_bits = data[idx, 1, 0].astype(np.int64) & VIEW_FLAGS
         data[idx, 1, 0] = ((np.asarray(flags, np.int64) & ~VIEW_FLAGS) | view_bits).astype(np.float32)
         self.mesh.update_devices(idx)
+
+    def set_label(self, index: int, text: str) -> None:
+        if self.labels is not None:
+            self.labels.set_text(index, text)
+
+    def before_render(self) -> None:
+        """Per-frame view upkeep that depends on the camera (label choice on large sites)."""
+        if self.labels is not None:
+            self.labels.update_visible(self.camera.world.position)
 
     def flags(self, index: int) -> int:
         return int(self.mesh.device_data[index, 1, 0])

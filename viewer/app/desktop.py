@@ -14,6 +14,7 @@ from imgui_bundle import imgui
 
 from twinview.scene.view import SiteView
 
+from .live_panels import LegendPanel, StatusPanel, draw_history
 from .panels import DIM, DeviceTree, Inspector
 
 
@@ -37,8 +38,9 @@ class DesktopApp:
         site = view.site
         self.tree = DeviceTree(site, self.select_and_focus)
         reader = live.point_state if live is not None else None
-        extra = live.draw_inspector_extra if live is not None and hasattr(live, "draw_inspector_extra") else None
-        self.inspector = Inspector(site, reader, extra)
+        self.inspector = Inspector(site, reader, self._inspector_extra if live is not None else None)
+        self.status = StatusPanel(live) if live is not None else None
+        self.legend = LegendPanel(live) if live is not None else None
         self.frame_times: list[float] = []
         self._down_at: tuple[float, float] | None = None
 
@@ -143,12 +145,17 @@ class DesktopApp:
         top = 44
         self.tree.draw(self.view.selected, 8, top, h - top - 8)
         self.inspector.draw(self.view.selected, w - 368, top, h - top - 8)
-        if self.live is not None and hasattr(self.live, "draw_panels"):
-            self.live.draw_panels(w, h)
+        if self.status is not None:
+            self.status.draw(306, h - 208)
+        if self.legend is not None:
+            self.legend.draw(self.view.selected, w - 626, top)
         if self.view.hovered is not None and not imgui.get_io().want_capture_mouse:
             device = self.view.site.devices[self.view.hovered]
             state = self.live.device_summary(self.view.hovered) if self.live is not None else ""
             imgui.set_tooltip(f"{device.name}\n{device.id}" + (f"\n{state}" if state else ""))
+
+    def _inspector_extra(self, index: int) -> None:
+        draw_history(self.live, index)
 
     def _toolbar(self) -> None:
         w, _ = self.canvas.get_logical_size()

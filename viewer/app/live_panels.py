@@ -1,0 +1,119 @@
+"""ImGui panels for live data: connection status, colour legend, history charts."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from imgui_bundle import imgui
+
+from twinview.twin.overlays import legend
+
+from .panels import BAD, DIM, GOOD, WARN
+
+STATE_COLORS = {"up": GOOD, "connecting": WARN, "down": BAD}
+HISTORY_WINDOW_S = 300.0
+
+
+class StatusPanel:
+    """Each connection: state, messages per second, bad payloads with examples, last error."""
+
+    def __init__(self, live):
+        self.live = live
+        self._quality_counts: dict[str, int] = {}
+        self._counted_at = 0.0
+
+    def draw(self, x: float, y: float) -> None:
+        imgui.set_next_window_pos(imgui.ImVec2(x, y), imgui.Cond_.first_use_ever)
+        imgui.set_next_window_size(imgui.ImVec2(420, 200), imgui.Cond_.first_use_ever)
+        imgui.begin("Connections")
+        links = self.live.link_states()
+        for connector in self.live.connectors:
+            stats = connector.stats.snapshot()
+            link = links.get(connector.name)
+            state = link.state if link is not None else stats.get("state", "idle")
+            imgui.text_colored(STATE_COLORS.get(state, DIM), f"{connector.name}: {state}")
+            imgui.same_line()
+            imgui.text_colored(DIM, f"{connector.stats.rate():7.0f} msg/s  ·  {stats['received']:,} received  ·  {stats['bad']:,} bad")
+            if link is not None and link.detail and state != "up":
+                imgui.text_colored(WARN, f"  {link.detail}")
+            if stats["last_error"]:
+                imgui.text_colored(BAD, f"  last error: {stats['last_error'][:90]}")
+            if stats["bad_examples"] and imgui.tree_node(f"bad payloads ({len(stats['bad_examples'])} latest)##{connector.name}"):
+                for example, error in stats["bad_examples"]:
+                    imgui.text_colored(DIM, f"{example[:60]!r}")
+                    imgui.same_line()
+                    imgui.text_colored(BAD, error[:80])
+                imgui.tree_pop()
+        now = time.monotonic()
+        if now - self._counted_at > 1.0:  # walks every point: once a second, not per frame
+            self._quality_counts = self.live.twin.quality_counts()
+            self._counted_at = now
+        imgui.separator()
+        counts = self._quality_counts
+        imgui.text_colored(GOOD, f"good {counts.get('good', 0):,}")
+        for label, color in (("stale", WARN), ("bad", BAD), ("offline", BAD), ("none", DIM)):
+            imgui.same_line()
+            imgui.text_colored(color, f"{label} {counts.get(label, 0):,}")
+        c = self.live.twin.counters
+        imgui.text_colored(DIM, f"applied {c['samples']:,}  bad {c['bad']:,}  out of order {c['out_of_order']:,}  unknown {c['unknown']:,}")
+        imgui.end()
+
+
+class LegendPanel:
+    """The colour scale of the selected device's overlay (or the first device type's), and what hatching means."""
+
+    def __init__(self, live):
+        self.live = live
+
+    def draw(self, selected: int | None, x: float, y: float) -> None:
+        imgui.set_next_window_pos(imgui.ImVec2(x, y), imgui.Cond_.first_use_ever)
+        imgui.set_next_window_size(imgui.ImVec2(250, 250), imgui.Cond_.first_use_ever)
+        imgui.begin("Legend")
+        devices = self.live.site.devices
+        device = devices[selected] if selected is not None else next((d for d in devices if d.color), None)
+        if device is not None and device.color is not None:
+            spec = device.point(device.color.point)
+            imgui.text(f"{device.type or device.id}: {device.color.point}")
+            draw_list = imgui.get_window_draw_list()
+            for text, rgba in legend(device.color, spec):
+                pos = imgui.get_cursor_screen_pos()
+                color = imgui.color_convert_float4_to_u32(imgui.ImVec4(*rgba))
+                draw_list.add_rect_filled(pos, imgui.ImVec2(pos.x + 14, pos.y + 14), color)
+                imgui.dummy(imgui.ImVec2(18, 14))
+                imgui.same_line()
+                imgui.text(text)
+        imgui.separator()
+        imgui.text_colored(WARN, "grey, striped")
+        imgui.same_line()
+        imgui.text_colored(DIM, "stale / no data")
+        imgui.text_colored(BAD, "magenta cross-hatch")
+        imgui.same_line()
+        imgui.text_colored(DIM, "bad value")
+        imgui.text_colored(DIM, "dark, cross-hatched: offline")
+        imgui.text_colored(BAD, "blinking red")
+        imgui.same_line()
+        imgui.text_colored(DIM, "alarm")
+        imgui.end()
+
+
+def draw_history(live, device_index: int) -> None:
+    """One implot chart per numeric point of the device: the last minutes, zoomable."""
+    from imgui_bundle import implot
+
+    device = live.site.devices[device_index]
+    numeric = [p for p in device.points if p.kind in ("number", "bool")]
+    if not numeric or not imgui.collapsing_header("History", imgui.TreeNodeFlags_.default_open):
+        return
+    now = time.time()
+    for point in numeric:
+        times, values = live.twin.history(device.id, point.id)
+        label = f"{point.label or point.id} ({point.unit})" if point.unit else (point.label or point.id)
+        if implot.begin_plot(f"{label}##{device.id}.{point.id}", imgui.ImVec2(-1, 120)):
+            implot.setup_axes("s ago", "", implot.AxisFlags_.none, implot.AxisFlags_.auto_fit)
+            implot.setup_axis_limits(implot.ImAxis_.x1, -HISTORY_WINDOW_S, 0, implot.Cond_.once)
+            if len(times):
+                x = np.ascontiguousarray(times - now, dtype=np.float64)
+                y = np.ascontiguousarray(values, dtype=np.float64)
+                implot.plot_line(point.id, x, y)
+            implot.end_plot()

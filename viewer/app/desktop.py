@@ -12,6 +12,7 @@ from typing import Any
 import pygfx as gfx
 from imgui_bundle import imgui
 
+from twinview.scene.renderer import make_renderer
 from twinview.scene.view import SiteView
 
 from .live_panels import LegendPanel, StatusPanel, draw_history
@@ -27,7 +28,7 @@ class DesktopApp:
         self.view = view
         self.live = live  # twinview.app.live.LiveSite or None
         self.canvas = canvas
-        self.renderer = gfx.WgpuRenderer(canvas)
+        self.renderer = make_renderer(canvas, "auto")
         w, h = canvas.get_logical_size()
         view.camera.aspect = w / max(h, 1)
         self.controller = gfx.OrbitController(view.camera, register_events=self.renderer)
@@ -131,10 +132,9 @@ class DesktopApp:
         if self.live is not None:
             self.live.update()
         self.view.advance_clock()
-        self.view.before_render()
-        self.renderer.render(self.view.scene, self.view.camera, flush=False)
-        self.gui.render()
-        self.renderer.flush()
+        self.view.before_render(tuple(int(v) for v in self.canvas.get_logical_size()))
+        self.renderer.render(self.view.scene, self.view.camera)
+        self.gui.render()  # drawn over the flushed scene (load op "load")
         self.frame_times = (self.frame_times + [time.perf_counter() - t0])[-60:]
         if self.view.animating or (self.live is not None and self.live.needs_frames):
             self.canvas.request_draw()
@@ -146,7 +146,7 @@ class DesktopApp:
         self.tree.draw(self.view.selected, 8, top, h - top - 8)
         self.inspector.draw(self.view.selected, w - 368, top, h - top - 8)
         if self.status is not None:
-            self.status.draw(306, h - 208)
+            self.status.draw(306, h - 150)
         if self.legend is not None:
             self.legend.draw(self.view.selected, w - 626, top)
         if self.view.hovered is not None and not imgui.get_io().want_capture_mouse:

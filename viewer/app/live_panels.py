@@ -25,8 +25,7 @@ class StatusPanel:
 
     def draw(self, x: float, y: float) -> None:
         imgui.set_next_window_pos(imgui.ImVec2(x, y), imgui.Cond_.first_use_ever)
-        imgui.set_next_window_size(imgui.ImVec2(420, 200), imgui.Cond_.first_use_ever)
-        imgui.begin("Connections")
+        imgui.begin("Connections", None, imgui.WindowFlags_.always_auto_resize)
         links = self.live.link_states()
         for connector in self.live.connectors:
             stats = connector.stats.snapshot()
@@ -68,8 +67,7 @@ class LegendPanel:
 
     def draw(self, selected: int | None, x: float, y: float) -> None:
         imgui.set_next_window_pos(imgui.ImVec2(x, y), imgui.Cond_.first_use_ever)
-        imgui.set_next_window_size(imgui.ImVec2(250, 250), imgui.Cond_.first_use_ever)
-        imgui.begin("Legend")
+        imgui.begin("Legend", None, imgui.WindowFlags_.always_auto_resize)
         devices = self.live.site.devices
         device = devices[selected] if selected is not None else next((d for d in devices if d.color), None)
         if device is not None and device.color is not None:

@@ -1,8 +1,9 @@
 """Value labels floating above devices: one MultiText for the whole site.
 
-A label is re-laid out only when its text changes. Large sites get a label
-budget: the labels nearest the camera are shown, re-chosen when the camera
-has moved, so the cost follows what is on screen rather than the site size.
+A label is re-laid out only when its text changes. Which labels show is
+re-chosen only when the camera moves: nearest first (the selected device
+always), skipping any that would overlap one already placed on screen, up to
+a budget, so the cost follows what is on screen rather than the site size.
 """
 
 from __future__ import annotations
@@ -26,14 +27,13 @@ class LabelLayer:
         self.budget = max(1, min(budget, len(self.labelled))) if len(self.labelled) else 0
         self.texts: dict[int, str] = {}
         material = gfx.TextMaterial(color="#f4f6f8", outline_color="#1b1f24", outline_thickness=0.25)
+        self.font_size = font_size
         self.object = gfx.MultiText(screen_space=True, font_size=font_size, anchor="bottom-center", material=material)
         self.object.render_order = 10
         material.depth_test = False
         self.blocks = self.object.create_text_blocks(self.budget) if self.budget else []
         self.slot_of: dict[int, int] = {}  # device -> block
-        self._last_camera: np.ndarray | None = None
-        if self.budget and len(self.labelled) <= self.budget:
-            self._assign(self.labelled)
+        self._last_camera: tuple | None = None
 
     def set_text(self, device: int, text: str) -> None:
         if self.texts.get(device) == text:
@@ -43,19 +43,54 @@ class LabelLayer:
         if slot is not None:
             self.blocks[slot].set_text(text)
 
-    def update_visible(self, camera_position, force: bool = False) -> bool:
-        """Re-choose the nearest labels when the camera moved; True when the set changed."""
-        if not self.budget or len(self.labelled) <= self.budget:
+    def update_visible(self, camera, size: tuple[int, int], priority: int | None = None, force: bool = False) -> bool:
+        """Choose which labels show: nearest first, none overlapping on screen.
+
+        Runs only when the camera moved (or force); True when the choice changed.
+        """
+        if not self.budget:
             return False
-        cam = np.asarray(camera_position, dtype=np.float64)
-        if not force and self._last_camera is not None and np.linalg.norm(cam - self._last_camera) < 0.5:
+        matrix = np.asarray(camera.camera_matrix, dtype=np.float64)
+        key = (matrix.tobytes(), tuple(size), priority)
+        if not force and key == self._last_camera:
             return False
-        self._last_camera = cam
-        anchors = self.anchors[self.labelled]
+        self._last_camera = key
+        candidates = self.labelled
+        anchors = self.anchors[candidates]
+        cam = np.asarray(camera.world.position, dtype=np.float64)
         d2 = np.nansum((anchors - cam) ** 2, axis=1)
-        nearest = self.labelled[np.argpartition(d2, self.budget - 1)[: self.budget]]
-        self._assign(nearest)
-        return True
+        if len(candidates) > 4 * self.budget:  # keep the screen-space pass small on big sites
+            keep = np.argpartition(d2, 4 * self.budget - 1)[: 4 * self.budget]
+            candidates, anchors, d2 = candidates[keep], anchors[keep], d2[keep]
+        clip = np.c_[anchors, np.ones(len(anchors))] @ matrix.T
+        w = clip[:, 3]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ndc = clip[:, :3] / w[:, None]
+        on_screen = (w > 0) & (np.abs(ndc[:, 0]) <= 1.05) & (np.abs(ndc[:, 1]) <= 1.05) & np.isfinite(ndc).all(axis=1)
+        width, height = size
+        sx = (ndc[:, 0] + 1) / 2 * width
+        sy = (1 - ndc[:, 1]) / 2 * height
+        order = np.argsort(d2)
+        if priority is not None:
+            order = np.r_[np.flatnonzero(candidates == priority), order[candidates[order] != priority]]
+        line = self.font_size * 1.3
+        taken: list[tuple[float, float, float, float]] = []
+        chosen: list[int] = []
+        for k in order:
+            if not on_screen[k]:
+                continue
+            device = int(candidates[k])
+            half = (len(self.texts.get(device, "")) * self.font_size * 0.55 + 6) / 2
+            box = (sx[k] - half, sy[k] - line, sx[k] + half, sy[k])
+            if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken):
+                continue
+            taken.append(box)
+            chosen.append(device)
+            if len(chosen) >= self.budget:
+                break
+        before = set(self.slot_of)
+        self._assign(np.asarray(chosen, dtype=np.int64))
+        return set(self.slot_of) != before
 
     def _assign(self, devices: np.ndarray) -> None:
         self.slot_of = {}

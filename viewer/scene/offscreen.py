@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pygfx as gfx
+
+from .renderer import make_renderer
 
 
 class OffscreenView:
@@ -17,16 +18,13 @@ class OffscreenView:
         self.view = view
         self.size = (int(size[0]), int(size[1]))
         self.canvas = RenderCanvas(size=self.size, pixel_ratio=1)
-        if quality == "fast":
-            self.renderer = gfx.WgpuRenderer(self.canvas, pixel_scale=1, ppaa="none")
-        else:
-            self.renderer = gfx.WgpuRenderer(self.canvas, pixel_scale=2, ppaa="default")
+        self.renderer = make_renderer(self.canvas, quality)
         view.camera.aspect = self.size[0] / self.size[1]
 
     def render(self) -> np.ndarray:
         """Draw one frame and return it as an (h, w, 4) uint8 array."""
         def draw():
-            self.view.before_render()
+            self.view.before_render(self.size)
             self.renderer.render(self.view.scene, self.view.camera)
 
         self.canvas.request_draw(draw)

@@ -140,10 +140,10 @@ class SiteView:
         if self.labels is not None:
             self.labels.set_text(index, text)
 
-    def before_render(self) -> None:
-        """Per-frame view upkeep that depends on the camera (label choice on large sites)."""
+    def before_render(self, size: tuple[int, int]) -> None:
+        """Per-frame view upkeep that depends on the camera (which labels fit on screen)."""
         if self.labels is not None:
-            self.labels.update_visible(self.camera.world.position)
+            self.labels.update_visible(self.camera, size, priority=self.selected)
 
     def flags(self, index: int) -> int:
         return int(self.mesh.device_data[index, 1, 0])

@@ -1,4 +1,4 @@
-"""The twinview command line: demo, open, render, check, generate-site, bench."""
+"""The twinview command line."""
 
 from __future__ import annotations
 
@@ -133,6 +133,48 @@ def cmd_generate_site(args) -> int:
     return EXIT_OK
 
 
+def cmd_sim(args) -> int:
+    import threading
+
+    from twinview.connectors.simulator import run_as_mqtt_publisher
+    from twinview.site import load_manifest
+
+    site, _ = load_manifest(args.site)
+    stop = threading.Event()
+    if args.seconds:
+        threading.Timer(args.seconds, stop.set).start()
+    print(f"simulating {len(site.devices)} devices of {site.name} to {args.mqtt} (Ctrl-C to stop)", flush=True)
+    try:
+        stats = run_as_mqtt_publisher(site, args.mqtt, rate=args.rate, stop_event=stop, seed=args.seed)
+    except KeyboardInterrupt:
+        stop.set()
+        return 130
+    print(", ".join(f"{k} {v}" for k, v in stats.items()))
+    return EXIT_OK
+
+
+def cmd_record(args) -> int:
+    import time
+
+    from twinview.connectors.mqtt import MqttConnector
+    from twinview.connectors.replay import Recorder
+    from twinview.site import load_manifest
+    from twinview.twin.topics import TopicMap
+
+    site, _ = load_manifest(args.site)
+    with Recorder(args.out) as recorder:
+        connector = MqttConnector(args.mqtt, TopicMap(site), tap=recorder.record)
+        connector.start(lambda event: None)
+        print(f"recording {site.name} from {args.mqtt} to {args.out} for {args.seconds:g} s", flush=True)
+        try:
+            time.sleep(args.seconds)
+        except KeyboardInterrupt:
+            pass
+        connector.stop()
+        print(f"recorded {recorder.count} messages")
+    return EXIT_OK
+
+
 def cmd_bench(args) -> int:
     from twinview.bench import run_bench
 
@@ -189,6 +231,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_generate_site)
+
+    p = sub.add_parser("sim", help="run the plant simulator as an external MQTT device fleet")
+    p.add_argument("site")
+    p.add_argument("--mqtt", required=True, metavar="URL")
+    p.add_argument("--rate", type=float, default=1.0, help="update rate factor (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (default: run until Ctrl-C)")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("record", help="record a site's MQTT telemetry to a JSONL file for --replay")
+    p.add_argument("site")
+    p.add_argument("--mqtt", required=True, metavar="URL")
+    p.add_argument("--out", required=True, metavar="JSONL")
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("bench", help="measure load, frame, memory and ingest figures; prints a table")
     p.add_argument("--devices", default="1000,20000", help="comma-separated site sizes (default 1000,20000)")

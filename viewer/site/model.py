@@ -51,10 +51,14 @@ class SiteModel:
     nodes: dict[str, ModelNode]
 
     def children(self) -> dict[str, list[str]]:
-        kids: dict[str, list[str]] = {}
-        for node in self.nodes.values():
-            if node.parent is not None:
-                kids.setdefault(node.parent, []).append(node.name)
+        """Parent name -> child names; built once (nodes do not change after loading)."""
+        kids = self.__dict__.get("_children_cache")
+        if kids is None:
+            kids = {}
+            for node in self.nodes.values():
+                if node.parent is not None:
+                    kids.setdefault(node.parent, []).append(node.name)
+            self.__dict__["_children_cache"] = kids
         return kids
 
     def descendants(self, name: str) -> list[str]:

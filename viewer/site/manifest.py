@@ -421,7 +421,7 @@ def _device(d: dict, types: dict, prefix: str, where: str, report: s.Report) -> 
 
     cmds = []
     for c in commands.values():
-        if c["success_point"] and c["success_point"] not in point_ids:
+        if c.get("success_point") and c["success_point"] not in point_ids:
             report.error(f"{where}.commands.{c['name']}.success", f"refers to point {c['success_point']!r}, which the device does not have")
         cmds.append(CommandSpec(**c))
 

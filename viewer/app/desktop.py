@@ -15,6 +15,7 @@ from imgui_bundle import imgui
 from twinview.scene.renderer import make_renderer
 from twinview.scene.view import SiteView
 
+from .command_panel import CommandPanel
 from .live_panels import LegendPanel, StatusPanel, draw_history
 from .panels import DIM, DeviceTree, Inspector
 
@@ -41,6 +42,7 @@ class DesktopApp:
         reader = live.point_state if live is not None else None
         self.inspector = Inspector(site, reader, self._inspector_extra if live is not None else None)
         self.status = StatusPanel(live) if live is not None else None
+        self.command_panel = CommandPanel(live) if live is not None else None
         self.legend = LegendPanel(live) if live is not None else None
         self.frame_times: list[float] = []
         self._down_at: tuple[float, float] | None = None
@@ -149,12 +151,15 @@ class DesktopApp:
             self.status.draw(306, h - 150)
         if self.legend is not None:
             self.legend.draw(self.view.selected, w - 626, top)
+        if self.command_panel is not None:
+            self.command_panel.draw_windows(w - 896, h - 158)
         if self.view.hovered is not None and not imgui.get_io().want_capture_mouse:
             device = self.view.site.devices[self.view.hovered]
             state = self.live.device_summary(self.view.hovered) if self.live is not None else ""
             imgui.set_tooltip(f"{device.name}\n{device.id}" + (f"\n{state}" if state else ""))
 
     def _inspector_extra(self, index: int) -> None:
+        self.command_panel.draw_device(index)
         draw_history(self.live, index)
 
     def _toolbar(self) -> None:

@@ -33,6 +33,8 @@ class LiveSite:
         self.inbox: Inbox[Event] = Inbox(on_put=self._wake)
         self.connectors: list[Connector] = list(connectors or [])
         self.commands: Any = None  # CommandService, when commands are wired
+        self.command_transport: Any = None
+        self.principal: Any = None  # who acts from this view (None: look only until signed in)
         self.view: Any = None
         self.listeners: list[Listener] = []
         self.on_data: Callable[[], None] | None = None
@@ -48,9 +50,23 @@ class LiveSite:
         """Sources named on the command line; the embedded simulator when none is."""
         from twinview.app.sources import connectors_from_args
 
+        from twinview.app.sources import command_transport_from_args
+
         live = cls(loaded)
         live.connectors = connectors_from_args(loaded, live.twin, args)
+        transport, principal = command_transport_from_args(loaded, live.connectors, args)
+        if transport is not None:
+            live.enable_commands(transport, principal, getattr(args, "audit", None))
         return live
+
+    def enable_commands(self, transport: Any, principal: Any = None, audit_path: Any = None) -> None:
+        """Route commands through a CommandService (roles, interlocks, audit) over `transport`."""
+        from twinview.twin.commands import CommandService, TwinStateReader
+
+        self.command_transport = transport
+        self.commands = CommandService(self.site, TwinStateReader(self.twin), transport, audit_path)
+        self.commands.on_event = self._wake
+        self.principal = principal
 
     def attach(self, view: Any) -> None:
         """Show this twin in a SiteView: paint every device once, then only changes."""
@@ -67,6 +83,11 @@ class LiveSite:
             connector.start(self.inbox.put)
 
     def stop(self) -> None:
+        if self.commands is not None:
+            self.commands.close()
+        stop_transport = getattr(self.command_transport, "stop", None)
+        if callable(stop_transport):
+            stop_transport()
         for connector in self.connectors:
             try:
                 connector.stop()
@@ -89,9 +110,15 @@ class LiveSite:
         changed = self.twin.apply(events) if events else set()
         changed |= self.twin.tick(now)
         if self.commands is not None:
-            changed |= self.commands.poll(now) or set()
+            transport_poll = getattr(self.command_transport, "poll", None)
+            if callable(transport_poll):
+                transport_poll(now)
             if changed:
                 self.commands.on_values(changed)
+            for device_id in self.commands.poll(now):  # devices whose command state changed
+                index = self.site_index(device_id)
+                if index is not None:
+                    changed.add(index)
         if changed:
             self._apply_looks(changed)
         return changed
@@ -142,6 +169,19 @@ class LiveSite:
         if self._alarmed:
             return True
         return bool(self.commands is not None and self.commands.pending_devices())
+
+    def site_index(self, device_id: str) -> int | None:
+        try:
+            return self.twin.index(device_id)
+        except KeyError:
+            return None
+
+    def request_command(self, device_id: str, command: str, args: dict, confirmed: bool):
+        """Ask the command service on behalf of the signed-in principal (refused if none)."""
+        from twinview.twin.auth import Principal
+
+        principal = self.principal or Principal("anonymous", "viewer")
+        return self.commands.request(principal, device_id, command, args, confirmed)
 
     def point_state(self, device_id: str, point_id: str):
         try:

@@ -44,3 +44,32 @@ def connectors_from_args(loaded: LoadedSite, twin: Any, args: Any) -> list[Conne
 
         connectors.append(Simulator(site))
     return connectors
+
+
+def command_transport_from_args(loaded: LoadedSite, connectors: list[Connector], args: Any):
+    """(transport, principal) for commands: MQTT when --mqtt is given, else the embedded simulator.
+
+    With the simulator alone (the demo plant, no real devices) the viewer acts as a
+    local operator; with a broker, nobody may actuate until signed in.
+    """
+    from twinview.twin.auth import Principal
+
+    mqtt_url = getattr(args, "mqtt", None)
+    if mqtt_url:
+        from twinview.connectors.mqtt_commands import MqttCommandTransport
+
+        transport = MqttCommandTransport(
+            mqtt_url,
+            loaded.site.topic_prefix,
+            ca_file=getattr(args, "ca", None),
+            cert_file=getattr(args, "cert", None),
+            key_file=getattr(args, "key", None),
+        )
+        transport.start()
+        return transport, None
+    simulators = [c for c in connectors if type(c).__name__ == "Simulator"]
+    if simulators:
+        from twinview.connectors.sim_commands import SimulatorTransport
+
+        return SimulatorTransport(simulators[0]), Principal("local-operator", "operator")
+    return None, None

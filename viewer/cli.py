@@ -175,6 +175,82 @@ def cmd_record(args) -> int:
     return EXIT_OK
 
 
+def cmd_command(args) -> int:
+    from twinview.connectors.mqtt_commands import run_command_cli
+
+    return run_command_cli(
+        args.site, args.device, args.command, args.args, args.mqtt,
+        user=args.user, token=args.token, confirm=args.yes,
+        users_path=args.users, audit_path=args.audit,
+    )  # fmt: skip
+
+
+def cmd_audit(args) -> int:
+    from twinview.twin.audit import default_audit_path, format_rows, read_audit
+
+    if args.file:
+        path = Path(args.file)
+    else:
+        from twinview.site import load_manifest
+
+        site, _ = load_manifest(args.site)
+        path = default_audit_path(site.name)
+    if not path.exists():
+        print(f"no audit log at {path}", file=sys.stderr)
+        return EXIT_USAGE
+    errors: list[str] = []
+    rows = read_audit(path, device=args.device, user=args.user, since=args.since, command_id=args.id,
+                      state=args.state, limit=args.limit, errors=errors)  # fmt: skip
+    out = format_rows(rows, as_json=args.json)
+    if out:
+        print(out)
+    for error in errors:
+        print(f"warning: {error}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_users(args) -> int:
+    import getpass
+
+    from twinview.twin import auth
+
+    path = args.file
+    if args.action == "list":
+        users = auth.load_users(path)
+        for user in users.values():
+            print(f"{user.name}\t{user.role}")
+        return EXIT_OK
+    if not args.name:
+        print("error: a user name is required", file=sys.stderr)
+        return EXIT_USAGE
+
+    def read_password() -> str:
+        if args.password_stdin:
+            return sys.stdin.readline().rstrip("\n")
+        first = getpass.getpass(f"password for {args.name}: ")
+        if first != getpass.getpass("again: "):
+            raise SystemExit("error: passwords differ")
+        return first
+
+    try:
+        if args.action == "add":
+            password = read_password() if not args.no_password else None
+            auth.add_user(args.name, args.role, password, path)
+            print(f"added {args.name} ({args.role}) to {path or auth.default_users_path()}")
+        elif args.action == "passwd":
+            auth.set_password(args.name, read_password(), path)
+        elif args.action == "role":
+            auth.set_role(args.name, args.role, path)
+        elif args.action == "remove":
+            auth.remove_user(args.name, path)
+        elif args.action == "token":
+            print(auth.issue_token(args.name, path, label=args.label or ""))
+    except (ValueError, KeyError, auth.AuthError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def cmd_bench(args) -> int:
     from twinview.bench import run_bench
 
@@ -246,6 +322,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="JSONL")
     p.add_argument("--seconds", type=float, default=60.0)
     p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("command", help="send a command to a device and follow it until confirmed")
+    p.add_argument("site")
+    p.add_argument("device")
+    p.add_argument("command")
+    p.add_argument("args", nargs="*", metavar="ARG=VALUE")
+    p.add_argument("--mqtt", required=True, metavar="URL")
+    p.add_argument("--user", help="user name (password from $TWINVIEW_PASSWORD)")
+    p.add_argument("--token", help="API token (default $TWINVIEW_TOKEN)")
+    p.add_argument("--yes", action="store_true", help="confirm commands that need confirmation")
+    p.add_argument("--users", metavar="TOML", help="users file (default $TWINVIEW_USERS or ~/.config/twinview/users.toml)")
+    p.add_argument("--audit", metavar="JSONL", help="audit log (default: per site under ~/.local/state/twinview)")
+    p.epilog = "exit codes: 0 confirmed, 10 refused, 11 rejected, 12 timed out, 13 expired or failed, 14 authentication failed"
+    p.set_defaults(func=cmd_command)
+
+    p = sub.add_parser("audit", help="print or filter the command audit log")
+    p.add_argument("site", nargs="?", help="site folder (to find its default audit log)")
+    p.add_argument("--file", metavar="JSONL", help="audit log to read instead of the site's default")
+    p.add_argument("--device")
+    p.add_argument("--user")
+    p.add_argument("--since", help="e.g. 2h, 30m, 2026-11-21T10:00")
+    p.add_argument("--id", help="command id (or its first characters)")
+    p.add_argument("--state", help="only this state (e.g. refused)")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("users", help="manage the local users file (roles, passwords, API tokens)")
+    p.add_argument("action", choices=("list", "add", "passwd", "role", "remove", "token"))
+    p.add_argument("name", nargs="?")
+    p.add_argument("--role", choices=("viewer", "operator", "admin"), default="viewer")
+    p.add_argument("--file", metavar="TOML", help="users file (default $TWINVIEW_USERS or ~/.config/twinview/users.toml)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    p.add_argument("--no-password", action="store_true", help="add a user that signs in with tokens only")
+    p.add_argument("--label", help="a label for a new token")
+    p.set_defaults(func=cmd_users)
 
     p = sub.add_parser("bench", help="measure load, frame, memory and ingest figures; prints a table")
     p.add_argument("--devices", default="1000,20000", help="comma-separated site sizes (default 1000,20000)")

@@ -39,6 +39,9 @@ def check_binding(site: Site, model: SiteModel) -> list[Problem]:
         bound.update(nodes)
         if not any(model.nodes[n].geometry for n in nodes):
             problems.append(Problem(file, where, f"node {device.node!r} has no geometry to show", "warning"))
+        for spec in device.commands:
+            for error in _command_problems(device, spec):
+                problems.append(Problem(file, f"devices[{i}] ({device.id}).commands.{spec.name}", error))
         for motion in device.motions:
             if find_part(model, device.node, motion.node) is None:
                 problems.append(
@@ -51,6 +54,14 @@ def check_binding(site: Site, model: SiteModel) -> list[Problem]:
             Problem(str(model.path), "", f"{len(unbound)} model node(s) with geometry are bound to no device: {shown}", "warning")
         )
     return problems
+
+
+def _command_problems(device, spec) -> list[str]:
+    # Commands are checked by the twin's own rules (interlock grammar, roles, success values),
+    # so the checker and the service can never disagree.
+    from twinview.twin.commands import check_command
+
+    return check_command(device, spec)
 
 
 def _is_structure(name: str) -> bool:

@@ -101,7 +101,6 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
     loaded = _open(site_dir)
     if not has_display():
         out = Path(args.screenshot or f"twinview-{site_dir.name}.png")
-        print(f"No display found (DISPLAY is not set): rendered a screenshot to {out} instead.")
         from twinview.scene.offscreen import OffscreenView
 
         view = SiteView(loaded)
@@ -109,8 +108,12 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
         live.attach(view)
         live.run_for(min(getattr(args, "wait", 0) or 3.0, 30.0))
         OffscreenView(view, (1280, 720), quality="high").save(out)
-        live.stop()
-        return EXIT_OK
+        print(f"No display found (DISPLAY is not set): rendered a screenshot to {out}, and serving the live web view instead.")
+        live.view = None  # the web loop drives it from here
+        try:
+            return _serve(loaded, live, args)
+        finally:
+            live.stop()
     view = SiteView(loaded)
     live = _live(loaded, args)
     live.attach(view)
@@ -118,6 +121,44 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
         run_desktop(view, live)
     finally:
         live.stop()
+    return EXIT_OK
+
+
+def _serve(loaded, live, args) -> int:
+    from twinview.web.actuation import token_authenticator
+    from twinview.web.assets import MissingThree
+    from twinview.web.serve import serve
+
+    try:
+        return serve(
+            loaded, live, host=args.host, port=args.port,
+            authenticate=token_authenticator(getattr(args, "users", None)),
+            commands=live.commands, allowed_origins=tuple(getattr(args, "allow_origin", None) or ()),
+        )  # fmt: skip
+    except MissingThree as exc:
+        print(f"error: the web view needs three.js from npm: {exc}\n"
+              "  run packaging/setup.sh (npm ci in viewer/web), or set TWINVIEW_NODE_MODULES", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def cmd_serve(args) -> int:
+    loaded = _open(Path(args.site))
+    live = _live(loaded, args)
+    try:
+        return _serve(loaded, live, args)
+    finally:
+        live.stop()
+
+
+def cmd_export_xr(args) -> int:
+    from twinview.web.serve import export_static
+
+    loaded = _open(Path(args.site))
+    index = export_static(loaded, args.out)
+    print(f"wrote {index.parent}: host it anywhere and open {index.name}?bridge=wss://HOST:PORT/ws")
     return EXIT_OK
 
 
@@ -257,6 +298,14 @@ def cmd_bench(args) -> int:
     return run_bench(args)
 
 
+def _add_web_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to serve the web view on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port for the web view (default 8765)")
+    p.add_argument("--users", metavar="TOML", help="users file whose API tokens may actuate from the web")
+    p.add_argument("--allow-origin", action="append", metavar="ORIGIN",
+                   help="another origin allowed to connect (e.g. where an export-xr bundle is hosted)")
+
+
 def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mqtt", metavar="URL", help="telemetry from an MQTT broker: mqtt://host:port or mqtts://...")
     p.add_argument("--replay", metavar="FILE", help="telemetry from a recording (JSONL)")
@@ -267,6 +316,7 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cert", help="client certificate file for mqtts://")
     p.add_argument("--key", help="client key file for mqtts://")
     p.add_argument("--mqtt-v311", action="store_true", help="use MQTT 3.1.1 instead of MQTT 5")
+    p.add_argument("--audit", metavar="JSONL", help="command audit log (default: per site under ~/.local/state/twinview)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -277,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PNG", help="where to write the screenshot when there is no display")
     p.add_argument("--wait", type=float, default=3.0, help=argparse.SUPPRESS)
     _add_source_options(p)
+    _add_web_options(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("open", help="open a site folder in the desktop viewer")
@@ -284,7 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", metavar="PNG", help="where to write the screenshot when there is no display")
     p.add_argument("--wait", type=float, default=3.0, help=argparse.SUPPRESS)
     _add_source_options(p)
+    _add_web_options(p)
     p.set_defaults(func=cmd_open)
+
+    p = sub.add_parser("serve", help="serve the live site as a web page (desktop browsers and WebXR headsets)")
+    p.add_argument("site")
+    _add_source_options(p)
+    _add_web_options(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("export-xr", help="write a static web bundle of the site that connects to a live bridge")
+    p.add_argument("site")
+    p.add_argument("out")
+    p.set_defaults(func=cmd_export_xr)
 
     p = sub.add_parser("render", help="render a site to a PNG without a window")
     p.add_argument("site")

@@ -1,0 +1,60 @@
+"""Test sites and a live server rig for the web tests (real LiveSite, real bridge)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # tests/sitegen.py
+
+from sitegen import grid_site  # noqa: E402
+
+COMMANDS = """
+[[types.box.commands]]
+name = "start"
+label = "Start"
+role = "operator"
+success = { point = "temp", equals = 50, tolerance = 50 }
+
+[[types.box.commands]]
+name = "stop"
+label = "Stop"
+role = "operator"
+confirm = true
+success = { point = "temp", equals = 0, tolerance = 5 }
+"""
+
+
+def command_site(out: Path, rows: int = 3, cols: int = 3) -> Path:
+    """sitegen's grid of boxes (temp point, heat colour, spinning blade, label) with Start and Stop (confirm).
+
+    The temp point's period is 600 s, so no value turns stale during a test."""
+    site = grid_site(out, rows, cols)
+    manifest = site / "site.toml"
+    text = manifest.read_text(encoding="utf-8")
+    # Values stay current for 30 minutes: nothing turns stale while a slow machine runs a test.
+    assert "\nperiod = 1\n" in text
+    manifest.write_text(text.replace("\nperiod = 1\n", "\nperiod = 600\n", 1) + COMMANDS, encoding="utf-8")
+    return site
+
+
+def validate_gltf(path: Path) -> dict:
+    """The Khronos glTF validator's report for a file (node + npm gltf-validator)."""
+    proc = subprocess.run(["node", str(HERE / "validate_gltf.mjs"), str(path)], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"gltf-validator failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()

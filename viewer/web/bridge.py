@@ -1,0 +1,582 @@
+"""WebBridge: one port for the page (HTTP GET of static files) and the live websocket (/ws).
+
+Threads: the server runs an asyncio loop in its own thread. The update loop
+(render loop or the headless loop of serve.py) pushes what changed with
+publish_changes(); it never waits on a client. Commands that pages send are
+queued; the update loop takes them (take_commands) and answers (send_to).
+
+Fan-out without queues: each change batch gets a sequence number and is kept in
+a short ring of (seq, device indices); every device's latest entry is kept
+encoded once. A client remembers the seq it has seen; when it is ready for more
+(at most max_rate messages per second) it gets one delta with the latest entry
+of every device changed since, so a slow client skips intermediate values
+instead of growing a queue. A client that fell behind the ring gets a fresh
+snapshot. Clients at the same seq share one encoded message.
+
+Security: read-only unless the first message authenticates; Origin checked
+(same origin or a configured list); message size capped (max_size: the
+connection is closed with 1009); malformed messages are refused with an error
+message and counted, and a client that keeps sending them is disconnected.
+See docs/web.md for the protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import http
+import itertools
+import logging
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import urlsplit
+
+import numpy as np
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from twinview.twin.inbox import Inbox
+
+from .assets import content_type
+from .protocol import BadMessage, device_entry, devices_message, dumps, parse_client_message
+
+log = logging.getLogger("twinview.web")
+
+WS_PATH = "/ws"
+PROTOCOL = 1
+RING = 64  # change batches kept for deltas; a client further behind gets a snapshot
+MAX_MESSAGE_BYTES = 64 * 1024
+BAD_MESSAGE_LIMIT = 50  # refused messages before a client is disconnected
+RATE_BURST, RATE_PER_S = 40.0, 20.0  # incoming messages per client
+SEND_BURST = 2.0  # state messages a client may get back to back (on average max_rate per second)
+OUTBOX_LIMIT = 256  # control messages (command states, errors) waiting for one client
+RECENT_COMMANDS = 50
+
+Authenticator = Callable[[str], Any]  # token -> principal with .role (and .name), or None
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """A command a page asked for, queued for the update loop."""
+
+    client: int
+    principal: Any  # what the authenticator returned; None for a read-only connection
+    device: str
+    command: str
+    args: dict
+    confirmed: bool
+    ref: str | int | None
+    origin: str
+
+
+@dataclass
+class _Client:
+    id: int
+    ws: ServerConnection
+    origin: str
+    sent: int = -1  # seq of the last state this client has
+    principal: Any = None
+    messages: int = 0
+    bad: int = 0
+    tokens: float = RATE_BURST
+    stamp: float = field(default_factory=time.monotonic)
+    last_send: float = 0.0  # when send_tokens was last refilled
+    send_tokens: float = 1.0
+    outbox: deque = field(default_factory=lambda: deque(maxlen=OUTBOX_LIMIT))
+    poke: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class BridgeStats:
+    connections: int = 0
+    clients: int = 0
+    messages_in: int = 0
+    refused: int = 0
+    oversize: int = 0
+    disconnected_for_abuse: int = 0
+    auth_ok: int = 0
+    auth_failed: int = 0
+    commands: int = 0
+    snapshots: int = 0
+    deltas: int = 0
+    bytes_sent: int = 0
+    http_requests: int = 0
+    http_refused: int = 0
+    origin_refused: int = 0
+    last_refusal: str = ""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class WebBridge:
+    """HTTP + websocket server of the live twin; see the module docstring."""
+
+    def __init__(
+        self,
+        device_ids: list[str],
+        files: Mapping[str, Path | bytes] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        authenticate: Authenticator | None = None,
+        allowed_origins: Iterable[str] = (),
+        max_rate: float = 10.0,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        site_name: str = "",
+        compression: str | None = None,
+    ):
+        self.device_ids = list(device_ids)
+        self._index = {d: i for i, d in enumerate(self.device_ids)}
+        self.files: dict[str, Path | bytes] = dict(files or {})
+        self.host, self.port = host, port
+        self.authenticate = authenticate
+        self.allowed_origins = {o.rstrip("/") for o in allowed_origins}
+        self.max_rate = float(max_rate)
+        self.max_message_bytes = int(max_message_bytes)
+        self.site_name = site_name
+        self.compression = compression
+        self.stats = BridgeStats()
+        self.commands: Inbox[CommandRequest] = Inbox(maxlen=1024)
+
+        self._lock = threading.Lock()
+        self._fragments: list[str | None] = [None] * len(self.device_ids)
+        self._seq = 0
+        self._ring: deque[tuple[int, np.ndarray]] = deque(maxlen=RING)
+        self._cache: dict[tuple[int, int], bytes] = {}
+        self._recent_commands: deque[str] = deque(maxlen=RECENT_COMMANDS)
+        self._wake_pending = False
+
+        self._clients: dict[int, _Client] = {}
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._csp = _content_security_policy(self.files.get("index.html"))
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> "WebBridge":
+        """Start serving in a background thread; returns once the port is bound."""
+        if self._thread is not None:
+            return self
+        self._thread = threading.Thread(target=self._run, name="twinview-web", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("web bridge did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close every connection and the port. Idempotent."""
+        loop, thread = self._loop, self._thread
+        if loop is not None and self._stop_event is not None and loop.is_running():
+            loop.call_soon_threadsafe(self._stop_event.set)
+        if thread is not None:
+            thread.join(timeout)
+        self._thread = None
+
+    def __enter__(self) -> "WebBridge":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}{WS_PATH}"
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to start(); the thread must not die silently
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        async with serve(
+            self._handler,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            max_size=self.max_message_bytes,
+            max_queue=4,
+            compression=self.compression,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=2,
+            server_header="twinview",
+        ) as server:
+            self.port = server.sockets[0].getsockname()[1]
+            self._ready.set()
+            await self._stop_event.wait()
+            for client in list(self._clients.values()):
+                client.poke.set()
+            server.close(close_connections=True)
+            await server.wait_closed()
+
+    # --- feeding (update loop thread) ----------------------------------------------
+
+    def publish_changes(
+        self,
+        looks: Mapping[int, Any],
+        points: Mapping[int, Iterable[tuple[str, Any, str, float | None, bool]]],
+        extra_flags: Mapping[int, int] | None = None,
+    ) -> None:
+        """Record new looks of changed devices and wake the senders.
+
+        looks: device index -> DeviceLook (rgba, flags, motions, label);
+        points: device index -> (point id, value, quality label, timestamp, alarm) tuples;
+        extra_flags: bits or-ed into a device's flags (e.g. PENDING).
+        Called from the update loop; encodes each entry once, whatever the number of clients.
+        """
+        if not looks:
+            return
+        encoded = []
+        for i, look in looks.items():
+            flags = look.flags | (extra_flags.get(i, 0) if extra_flags else 0)
+            encoded.append(
+                (i, device_entry(self.device_ids[i], look.rgba, flags, look.label, look.motions, points.get(i, ())))
+            )
+        idx = np.fromiter((i for i, _ in encoded), np.int64, len(encoded))
+        with self._lock:
+            for i, text in encoded:
+                self._fragments[i] = text
+            self._seq += 1
+            self._ring.append((self._seq, idx))
+            self._cache.clear()
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            self._call_soon(self._wake_all)
+
+    def publish_twin(self, twin: Any, looks: Mapping[int, Any], pending: Iterable[str] = (), pending_flag: int = 64) -> None:
+        """publish_changes with point values read from a TwinState (call on the thread that owns it)."""
+        pending = set(pending)
+        devices = twin.devices
+        points = {
+            i: [(p.point, p.value, p.quality.label, p.ts, p.alarm) for p in twin.points(i)]
+            for i in looks
+        }
+        extra = {i: pending_flag for i in looks if devices[i].id in pending} if pending else None
+        self.publish_changes(looks, points, extra)
+
+    def publish_command(self, state: Mapping[str, Any]) -> None:
+        """Tell every page about a command's state (requested, sent, confirmed, ...)."""
+        text = dumps({"type": "command_state", **state})
+        with self._lock:
+            self._recent_commands.append(text)
+        self._call_soon(self._queue_all, text)
+
+    def send_to(self, client: int, message: Mapping[str, Any]) -> None:
+        """Send one control message to one page (thread-safe; dropped if it has gone)."""
+        self._call_soon(self._queue_one, client, dumps(message))
+
+    def take_commands(self) -> list[CommandRequest]:
+        """Commands pages asked for since the last call (update loop thread)."""
+        return self.commands.drain()
+
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    def principals(self) -> dict[int, Any]:
+        return {c.id: c.principal for c in list(self._clients.values())}
+
+    def _call_soon(self, fn: Callable, *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed between the check and the call
+            pass
+
+    # --- asyncio side -------------------------------------------------------------------
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            self._wake_pending = False
+        for client in self._clients.values():
+            client.poke.set()
+
+    def _queue_all(self, text: str) -> None:
+        for client in self._clients.values():
+            client.outbox.append(text)
+            client.poke.set()
+
+    def _queue_one(self, client_id: int, text: str) -> None:
+        client = self._clients.get(client_id)
+        if client is not None:
+            client.outbox.append(text)
+            client.poke.set()
+
+    def _pull(self, client: _Client) -> bytes | None:
+        """The message that brings this client up to date, or None when it is."""
+        with self._lock:
+            seq = self._seq
+            if client.sent >= seq:
+                return None
+            key = (client.sent, seq)
+            cached = self._cache.get(key)
+            if cached is None:
+                ring = self._ring
+                if client.sent >= 0 and ring and ring[0][0] <= client.sent + 1:
+                    batches = [idx for s, idx in ring if s > client.sent]
+                    idx = batches[0] if len(batches) == 1 else np.unique(np.concatenate(batches))
+                    frags = [self._fragments[i] for i in idx.tolist()]
+                    kind = "delta"
+                else:
+                    frags = [f for f in self._fragments if f is not None]
+                    kind = "snapshot"
+                commands = list(self._recent_commands) if kind == "snapshot" else None
+            client.sent = seq
+        if cached is not None:
+            return cached
+        extra = ""
+        if commands is not None:
+            extra = ',"commands":[' + ",".join(commands) + "]"
+        message = devices_message(kind, seq, frags, extra).encode("utf-8")
+        with self._lock:
+            if self._seq == seq:
+                self._cache[key] = message
+        return message
+
+    async def _send(self, client: _Client, data: bytes | str) -> None:
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        await client.ws.send(data, text=True)
+        self.stats.bytes_sent += len(data)
+        if data.startswith(b'{"type":"delta"'):
+            self.stats.deltas += 1
+        elif data.startswith(b'{"type":"snapshot"'):
+            self.stats.snapshots += 1
+
+    async def _sender(self, client: _Client) -> None:
+        """Control messages first, then state messages: max_rate per second on average.
+
+        A token bucket (SEND_BURST deep) rather than a fixed gap between sends, so a
+        delta leaves as soon as its change is published, even when the update loop's
+        ticks jitter around the client's rate.
+        """
+        rate = self.max_rate
+        hello = {
+            "type": "hello", "protocol": PROTOCOL, "site": self.site_name, "client": client.id,
+            "actuation": self.authenticate is not None, "max_message_bytes": self.max_message_bytes,
+            "max_rate": self.max_rate,
+        }  # fmt: skip
+        await self._send(client, dumps(hello))
+        client.sent = -1
+        message = self._pull(client)
+        if message is not None:
+            await self._send(client, message)
+        else:  # nothing published yet: an empty snapshot still tells the page it is in sync
+            await self._send(client, devices_message("snapshot", self._seq, ()))
+        client.last_send = time.monotonic()
+        client.send_tokens = 1.0
+        stop = self._stop_event
+        while not (stop is not None and stop.is_set()):
+            await client.poke.wait()
+            client.poke.clear()
+            while client.outbox:
+                await self._send(client, client.outbox.popleft())
+            if client.sent >= self._seq:
+                continue
+            if rate > 0:
+                now = time.monotonic()
+                client.send_tokens = min(SEND_BURST, client.send_tokens + (now - client.last_send) * rate)
+                client.last_send = now
+                if client.send_tokens < 1.0:
+                    await asyncio.sleep((1.0 - client.send_tokens) / rate)
+                    client.send_tokens, client.last_send = 1.0, time.monotonic()
+                client.send_tokens -= 1.0
+            message = self._pull(client)
+            if message is not None:
+                await self._send(client, message)
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        origin = ws.request.headers.get("Origin", "") if ws.request else ""
+        client = _Client(next(self._ids), ws, origin)
+        self._clients[client.id] = client
+        self.stats.connections += 1
+        self.stats.clients = len(self._clients)
+        sender = asyncio.create_task(self._sender(client))
+        try:
+            async for data in ws:
+                try:
+                    self._receive(client, data)
+                except Exception:  # a bug here must cost one message, not the connection
+                    log.exception("web bridge: message handling failed")
+                    self._refuse(client, "internal_error", "the server could not handle this message")
+                if client.bad > BAD_MESSAGE_LIMIT:
+                    self.stats.disconnected_for_abuse += 1
+                    await ws.close(1008, "too many refused messages")
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            sent = ws.protocol.close_sent
+            if sent is not None and sent.code == 1009:
+                self.stats.oversize += 1
+                self.stats.refused += 1
+                self.stats.last_refusal = f"message larger than {self.max_message_bytes} bytes: connection closed"
+            sender.cancel()
+            try:
+                await sender
+            except (asyncio.CancelledError, ConnectionClosed):
+                pass
+            except Exception:  # a send failed as the client went away
+                log.debug("sender ended with an error", exc_info=True)
+            self._clients.pop(client.id, None)
+            self.stats.clients = len(self._clients)
+
+    def _refuse(self, client: _Client, code: str, reason: str, ref: Any = None) -> None:
+        client.bad += 1
+        self.stats.refused += 1
+        self.stats.last_refusal = f"{code}: {reason}"
+        message = {"type": "error", "code": code, "message": reason}
+        if ref is not None:
+            message["ref"] = ref
+        client.outbox.append(dumps(message))
+        client.poke.set()
+
+    def _receive(self, client: _Client, data: str | bytes) -> None:
+        first = client.messages == 0
+        client.messages += 1
+        self.stats.messages_in += 1
+        now = time.monotonic()
+        client.tokens = min(RATE_BURST, client.tokens + (now - client.stamp) * RATE_PER_S)
+        client.stamp = now
+        if client.tokens < 1.0:
+            self._refuse(client, "rate_limited", f"more than {RATE_PER_S:g} messages per second")
+            return
+        client.tokens -= 1.0
+        try:
+            msg = parse_client_message(data)
+        except BadMessage as exc:
+            self._refuse(client, exc.code, str(exc))
+            return
+        if msg.type == "ping":
+            client.outbox.append(dumps({"type": "pong", "ref": msg.ref, "seq": self._seq}))
+            client.poke.set()
+        elif msg.type == "auth":
+            self._auth(client, msg.token, first, msg.ref)
+        else:
+            self._command(client, msg)
+
+    def _auth(self, client: _Client, token: str, first: bool, ref: Any) -> None:
+        if not first:
+            self._refuse(client, "auth_not_first", "authentication must be the first message of a connection", ref)
+            return
+        if self.authenticate is None:
+            self._refuse(client, "no_actuation", "this server is read-only: it accepts no logins", ref)
+            return
+        try:
+            principal = self.authenticate(token)
+        except Exception:  # an authenticator error is a refusal, never a crash
+            log.exception("authenticator failed")
+            principal = None
+        if principal is None:
+            self.stats.auth_failed += 1
+            self._refuse(client, "auth_failed", "unknown or expired token; the connection stays read-only", ref)
+            return
+        client.principal = principal
+        self.stats.auth_ok += 1
+        reply = {"type": "auth_ok", "user": _principal_name(principal), "role": getattr(principal, "role", ""), "ref": ref}
+        client.outbox.append(dumps(reply))
+        client.poke.set()
+
+    def _command(self, client: _Client, msg: Any) -> None:
+        if msg.device not in self._index:
+            self._refuse(client, "unknown_device", f"no device {msg.device[:60]!r} in this site", msg.ref)
+            return
+        self.stats.commands += 1
+        request = CommandRequest(
+            client.id, client.principal, msg.device, msg.command, dict(msg.args or {}), msg.confirmed, msg.ref, client.origin
+        )
+        self.commands.put(request)
+        reply = {"type": "command_queued", "ref": msg.ref, "device": msg.device, "command": msg.command}
+        client.outbox.append(dumps(reply))
+        client.poke.set()
+
+    # --- HTTP -----------------------------------------------------------------------
+
+    def _origin_allowed(self, request: Request) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return True  # not a browser page: browsers always send Origin on websockets
+        origin = origin.rstrip("/")
+        if "*" in self.allowed_origins or origin in self.allowed_origins:
+            return True
+        host = request.headers.get("Host", "")
+        parts = urlsplit(origin)
+        return parts.scheme in ("http", "https") and bool(host) and parts.netloc.lower() == host.lower()
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == WS_PATH:
+            if not self._origin_allowed(request):
+                self.stats.origin_refused += 1
+                self.stats.last_refusal = f"origin {request.headers.get('Origin', '')[:80]!r} not allowed"
+                return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
+            return None
+        self.stats.http_requests += 1
+        name = path.lstrip("/") or "index.html"
+        entry = self.files.get(name)
+        if entry is None or "\\" in name or ".." in name.split("/"):
+            self.stats.http_refused += 1
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        body = entry if isinstance(entry, bytes) else entry.read_bytes()
+        headers = Headers(
+            [
+                ("Content-Type", content_type(name)),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-cache"),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Referrer-Policy", "no-referrer"),
+                ("Connection", "close"),
+            ]
+        )
+        if name.endswith(".html") and self._csp:
+            headers["Content-Security-Policy"] = self._csp
+        return Response(200, "OK", headers, body)
+
+
+def _principal_name(principal: Any) -> str:
+    for attr in ("name", "user", "username", "id"):
+        value = getattr(principal, attr, None)
+        if isinstance(value, str):
+            return value
+    return ""
+
+
+def _content_security_policy(index: Path | bytes | None) -> str:
+    """Scripts only from this origin plus the page's inline import map (by hash)."""
+    if index is None:
+        return ""
+    html = index if isinstance(index, bytes) else index.read_bytes()
+    hashes = []
+    for m in re.finditer(rb"<script[^>]*>(.*?)</script>", html, re.S):
+        if m.group(1).strip():
+            digest = hashlib.sha256(m.group(1)).digest()
+            hashes.append("'sha256-" + base64.b64encode(digest).decode() + "'")
+    scripts = " ".join(["'self'", *hashes])
+    return (
+        f"default-src 'self'; script-src {scripts}; connect-src 'self' ws: wss:; img-src 'self' data: blob:; "
+        "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )

@@ -1,0 +1,94 @@
+// The live link to the twinview bridge: snapshot, deltas, commands; reconnects by itself.
+//
+// The access token is sent as the first message of each connection (never in the
+// URL). A reconnect gets a fresh snapshot from the server, so nothing is replayed.
+
+export function bridgeUrl(loc = window.location) {
+  const given = new URLSearchParams(loc.search).get('bridge');
+  if (given) return given;
+  return (loc.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + loc.host + '/ws';
+}
+
+export class Connection {
+  constructor(url, handlers) {
+    this.url = url;
+    this.handlers = handlers; // { message(msg), status(connected, detail) }
+    this.token = null;
+    this.ws = null;
+    this.connected = false;
+    this.retry = 500;
+    this.closedByUs = false;
+    this.received = 0;
+    this.refs = 0;
+  }
+
+  open() {
+    this.closedByUs = false;
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (err) {
+      this.handlers.status(false, String(err));
+      return;
+    }
+    this.ws = ws;
+    ws.addEventListener('open', () => {
+      if (ws !== this.ws) return;
+      this.connected = true;
+      this.retry = 500;
+      if (this.token) ws.send(JSON.stringify({ type: 'auth', token: this.token }));
+      this.handlers.status(true, '');
+    });
+    ws.addEventListener('message', (event) => {
+      if (ws !== this.ws) return;
+      this.received += 1;
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch (err) {
+        console.warn('twinview: unreadable message from the bridge', err);
+        return;
+      }
+      this.handlers.message(msg);
+    });
+    ws.addEventListener('close', (event) => {
+      if (ws !== this.ws) return;
+      this.connected = false;
+      this.handlers.status(false, event.reason || `closed (${event.code})`);
+      if (!this.closedByUs) {
+        setTimeout(() => { if (!this.closedByUs && this.ws === ws) this.open(); }, this.retry);
+        this.retry = Math.min(this.retry * 2, 5000);
+      }
+    });
+  }
+
+  /** Reconnect, authenticating with `token` (null: read-only). */
+  login(token) {
+    this.token = token || null;
+    this.reconnect();
+  }
+
+  reconnect() {
+    const old = this.ws;
+    this.ws = null;
+    if (old) { try { old.close(1000, 'reconnecting'); } catch (err) { /* already closed */ } }
+    this.open();
+  }
+
+  close() {
+    this.closedByUs = true;
+    if (this.ws) this.ws.close(1000, 'bye');
+  }
+
+  send(msg) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
+    return true;
+  }
+
+  command(device, command, args, confirmed) {
+    const ref = `c${++this.refs}`;
+    const ok = this.send({ type: 'command', device, command, args: args || {}, confirmed: !!confirmed, ref });
+    return ok ? ref : null;
+  }
+}

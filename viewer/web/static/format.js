@@ -1,0 +1,58 @@
+// Text for values, qualities and commands, shared by the side panel and the headset panel.
+
+export const NO_VALUE = '—';
+
+export function formatNumber(x) {
+  if (Number.isInteger(x) && Math.abs(x) < 1e9) return String(x);
+  const a = Math.abs(x);
+  if (a >= 100) return x.toFixed(0);
+  if (a >= 10) return x.toFixed(1);
+  return x.toFixed(2);
+}
+
+export function formatValue(point, value) {
+  if (value === null || value === undefined) return NO_VALUE;
+  let text;
+  if (typeof value === 'boolean') text = value ? 'on' : 'off';
+  else if (typeof value === 'number') text = formatNumber(value);
+  else text = String(value);
+  return point && point.unit ? `${text} ${point.unit}` : text;
+}
+
+export function age(ts, now = Date.now() / 1000) {
+  if (ts === null || ts === undefined) return '';
+  const s = Math.max(0, now - ts);
+  if (s < 60) return `${s.toFixed(0)} s ago`;
+  if (s < 3600) return `${(s / 60).toFixed(0)} min ago`;
+  return `${(s / 3600).toFixed(1)} h ago`;
+}
+
+/** The buttons a command offers: one per enum state or bool value, else one with defaults. */
+export function commandVariants(cmd) {
+  const args = {};
+  for (const a of cmd.args) {
+    if (a.default !== null && a.default !== undefined) args[a.name] = a.default;
+    else if (a.kind === 'enum') args[a.name] = a.states[0];
+    else if (a.kind === 'bool') args[a.name] = true;
+    else args[a.name] = a.min !== null && a.min !== undefined ? a.min : 0;
+  }
+  const label = cmd.label || cmd.name;
+  if (cmd.args.length === 1 && (cmd.args[0].kind === 'enum' || cmd.args[0].kind === 'bool')) {
+    const a = cmd.args[0];
+    const values = a.kind === 'enum' ? a.states : [true, false];
+    return values.map((v) => ({
+      cmd, label: `${label}: ${typeof v === 'boolean' ? (v ? 'on' : 'off') : v}`, args: { [a.name]: v },
+    }));
+  }
+  const shown = cmd.args.map((a) => `${args[a.name]}`).join(', ');
+  return [{ cmd, label: shown ? `${label} (${shown})` : label, args }];
+}
+
+export const ROLE_RANK = { viewer: 0, operator: 1, admin: 2 };
+
+export function commandStateText(s) {
+  if (!s) return '';
+  const what = `${s.command || ''}${s.device ? ' on ' + s.device : ''}`;
+  const detail = s.reason || s.detail || '';
+  return `${what}: ${s.state || (s.ok ? 'accepted' : 'refused')}${detail ? ' — ' + detail : ''}`;
+}

@@ -1,0 +1,146 @@
+// How one device looks in three.js: its own material (cloned from the site's), paint
+// colour, state flags, highlight and moving parts. Mirrors the desktop's rules:
+// rgba null keeps the model's colours; stale, bad, offline, alarm and pending
+// look different from good (truth first).
+import * as THREE from 'three';
+
+export const FLAGS = { SELECTED: 1, HOVERED: 2, STALE: 4, BAD: 8, ALARM: 16, OFFLINE: 32, PENDING: 64 };
+
+const GREY = new THREE.Color(0.55, 0.55, 0.55);
+const OFFLINE = new THREE.Color().setRGB(0.3, 0.3, 0.32, THREE.SRGBColorSpace);
+const EMISSIVE = {
+  selected: new THREE.Color(1.0, 0.55, 0.0),
+  hovered: new THREE.Color(0.35, 0.35, 0.35),
+  alarm: new THREE.Color(1.0, 0.0, 0.0),
+  pending: new THREE.Color(0.0, 0.35, 1.0),
+  bad: new THREE.Color(0.6, 0.0, 0.6),
+};
+
+export class DeviceVisual {
+  constructor(info, group, material) {
+    this.id = info.id;
+    this.info = info;
+    this.group = group;
+    this.material = material.clone();
+    this.material.name = `device ${info.id}`;
+    this.meshes = [];
+    this.parts = new Map(); // motion index -> { obj, kind, axis, base, rate, angle }
+    this.entry = null;
+    this.selected = false;
+    this.hovered = false;
+    this.painted = false;
+    this.box = new THREE.Box3();
+  }
+
+  addMesh(mesh) {
+    mesh.material = this.material;
+    mesh.userData.visual = this;
+    this.meshes.push(mesh);
+  }
+
+  addPart(index, obj) {
+    const motion = this.info.motions.find((m) => m.index === index);
+    if (!motion) return;
+    const axis = new THREE.Vector3().fromArray(motion.axis).normalize();
+    this.parts.set(index, { obj, kind: motion.kind, axis, base: obj.position.clone(), rate: 0, angle: 0 });
+  }
+
+  /** Bounds in the site's own frame (computed once, before any XR placement). */
+  measure(root) {
+    root.updateMatrixWorld(true);
+    this.box.setFromObject(this.group);
+    const inv = new THREE.Matrix4().copy(root.matrixWorld).invert();
+    this.box.applyMatrix4(inv);
+  }
+
+  /** Apply one device entry from a snapshot or delta (null: back to the model's look). */
+  apply(entry) {
+    this.entry = entry;
+    const flags = entry ? entry.flags : FLAGS.STALE;
+    const m = this.material;
+    const rgba = entry && entry.rgba && entry.rgba[3] > 0 ? entry.rgba : null;
+    if (flags & FLAGS.OFFLINE) {
+      this.setPaint(OFFLINE);
+    } else if (rgba) {
+      const c = new THREE.Color().setRGB(rgba[0], rgba[1], rgba[2], THREE.SRGBColorSpace);
+      if (flags & FLAGS.STALE) c.lerp(GREY, 0.55);
+      this.setPaint(c);
+    } else {
+      this.setPaint(null);
+      if (flags & FLAGS.STALE) m.color.setRGB(0.8, 0.8, 0.8);
+    }
+    this.applyMotion(entry ? entry.motion : []);
+    this.refreshEmissive(0);
+  }
+
+  setPaint(color) {
+    const m = this.material;
+    const painted = color !== null;
+    // vertex colours carry the model's own colours; paint replaces them
+    if (m.vertexColors === painted) {
+      m.vertexColors = !painted;
+      m.needsUpdate = true;
+    }
+    m.color.copy(painted ? color : new THREE.Color(1, 1, 1));
+    this.painted = painted;
+  }
+
+  applyMotion(targets) {
+    for (const [index, part] of this.parts) {
+      const target = targets && index < targets.length ? targets[index] : null;
+      if (target === null || target === undefined) continue; // hold the last good value
+      if (part.kind === 'rotate') {
+        part.rate = target;
+      } else if (part.kind === 'translate') {
+        part.obj.position.copy(part.base).addScaledVector(part.axis, target);
+      } else if (part.kind === 'scale') {
+        const a = part.axis;
+        const k = target - 1;
+        const obj = part.obj;
+        obj.matrixAutoUpdate = false;
+        obj.matrix.set(
+          1 + k * a.x * a.x, k * a.x * a.y, k * a.x * a.z, part.base.x,
+          k * a.y * a.x, 1 + k * a.y * a.y, k * a.y * a.z, part.base.y,
+          k * a.z * a.x, k * a.z * a.y, 1 + k * a.z * a.z, part.base.z,
+          0, 0, 0, 1,
+        );
+        obj.matrixWorldNeedsUpdate = true;
+      }
+    }
+  }
+
+  /** True while a part spins. */
+  get spinning() {
+    for (const part of this.parts.values()) if (part.kind === 'rotate' && part.rate) return true;
+    return false;
+  }
+
+  advance(dt) {
+    for (const part of this.parts.values()) {
+      if (part.kind !== 'rotate' || !part.rate) continue;
+      part.angle = (part.angle + part.rate * dt * 2 * Math.PI) % (2 * Math.PI);
+      part.obj.quaternion.setFromAxisAngle(part.axis, part.angle);
+    }
+  }
+
+  /** True when the emissive colour changes over time (alarm pulse). */
+  get pulsing() {
+    return !!(this.entry && this.entry.flags & FLAGS.ALARM) && !this.selected;
+  }
+
+  refreshEmissive(time) {
+    const flags = this.entry ? this.entry.flags : 0;
+    const e = this.material.emissive;
+    if (this.selected) e.copy(EMISSIVE.selected).multiplyScalar(0.45);
+    else if (flags & FLAGS.ALARM) e.copy(EMISSIVE.alarm).multiplyScalar(0.25 + 0.25 * Math.sin(time * 6));
+    else if (flags & FLAGS.PENDING) e.copy(EMISSIVE.pending).multiplyScalar(0.3);
+    else if (flags & FLAGS.BAD) e.copy(EMISSIVE.bad).multiplyScalar(0.3);
+    else if (this.hovered) e.copy(EMISSIVE.hovered);
+    else e.setRGB(0, 0, 0);
+  }
+
+  /** The material colour as '#rrggbb' (sRGB), for tests and the side panel swatch. */
+  colorHex() {
+    return '#' + this.material.color.getHexString(THREE.SRGBColorSpace);
+  }
+}

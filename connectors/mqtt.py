@@ -1,0 +1,448 @@
+"""MQTT telemetry in, commands out, with paho-mqtt 2.x.
+
+- mqtt://, mqtts:// (TLS: CA file, client certificate and key), ws:// and wss:// URLs;
+  user and password in the URL or as options; options also as URL query
+  (?protocol=3.1.1&ca_file=/path/ca.pem&client_id=viewer-1).
+- MQTT 5 by default, 3.1.1 on request. Reconnects by itself with exponential
+  backoff (reconnect_min .. reconnect_max seconds) and subscribes again in
+  on_connect, so a broker restart costs nothing but the outage.
+- Subscribes each site topic with its point's QoS; a large site is covered by
+  "{prefix}/#" instead (TopicMap.subscriptions).
+- Emits LinkState "connecting" / "up" / "down" on every change, so the twin can
+  mark what this connection feeds as stale while it is down.
+- Every exception inside on_message is caught and counted: one escaping there
+  would end paho's network thread and telemetry would stop without a word.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from .base import Connector, LinkState, Sink
+from .routing import Router, Tap
+
+SUBSCRIBE_CHUNK = 256  # topic filters per SUBSCRIBE packet
+_DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883, "ws": 80, "wss": 443}
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    scheme: str
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    path: str
+    options: dict[str, str]
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme in ("mqtts", "ssl", "wss")
+
+    @property
+    def transport(self) -> str:
+        return "websockets" if self.scheme in ("ws", "wss") else "tcp"
+
+
+def parse_url(url: str) -> BrokerAddress:
+    """Split an MQTT URL; ValueError with a clear reason when it is not one."""
+    parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError(f"unsupported MQTT URL scheme {scheme!r} (use mqtt://, mqtts://, ws:// or wss://)")
+    if not parts.hostname:
+        raise ValueError(f"no host in MQTT URL {url!r}")
+    try:
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise ValueError(f"bad port in MQTT URL {url!r}") from None
+    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return BrokerAddress(
+        scheme,
+        parts.hostname,
+        port,
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+        parts.path or "/mqtt",
+        options,
+    )
+
+
+class PublishResult:
+    """What became of one publish. state: pending | queued | sent | accepted | rejected | failed.
+
+    MQTT 5 brokers answer QoS 1/2 publishes with a reason code (e.g. 135 "Not
+    authorized"); MQTT 3.1.1 acknowledges even publishes it then drops, and QoS 0
+    gets no answer at all, so `accepted` then only means "handed to the broker".
+    """
+
+    def __init__(self, mid: int, qos: int, protocol5: bool):
+        self.mid = mid
+        self.qos = qos
+        self.protocol5 = protocol5
+        self.state = "pending"
+        self.reason = ""
+        self.reason_code: int | None = None
+        self._done = threading.Event()
+
+    def _finish(self, state: str, reason: str, code: int | None = None) -> None:
+        self.state, self.reason, self.reason_code = state, reason, code
+        self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def accepted(self) -> bool | None:
+        """True when the broker took it, False when refused or failed, None while pending."""
+        if self.state in ("accepted", "sent"):
+            return True
+        if self.state in ("rejected", "failed"):
+            return False
+        return None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the outcome is known; False on timeout (it may still arrive)."""
+        return self._done.wait(timeout)
+
+    def __repr__(self) -> str:
+        return f"PublishResult(mid={self.mid}, state={self.state!r}, reason={self.reason!r})"
+
+
+class MqttConnector(Connector):
+    """Subscribes to a site's topics on one broker and publishes commands there."""
+
+    def __init__(
+        self,
+        url: str,
+        topic_map,
+        *,
+        name: str | None = None,
+        client_id: str | None = None,
+        protocol: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        tls_insecure: bool = False,
+        keepalive: int = 30,
+        reconnect_min: float = 1.0,
+        reconnect_max: float = 30.0,
+        exact_limit: int = 200,
+        session_expiry: int | None = None,
+        tap: Tap | None = None,
+        subscribe: bool = True,
+    ):
+        super().__init__()
+        self.address = addr = parse_url(url)
+        opt = addr.options
+        self.topic_map = topic_map
+        self.name = name or f"mqtt {addr.host}:{addr.port}"
+        self.client_id = client_id or opt.get("client_id") or f"twinview-{uuid.uuid4().hex[:10]}"
+        proto = str(protocol or opt.get("protocol") or "5")
+        if proto not in ("5", "5.0", "3.1.1", "311", "4"):
+            raise ValueError(f"unsupported MQTT protocol {proto!r} (use 5 or 3.1.1)")
+        self.protocol5 = proto in ("5", "5.0")
+        self.username = username if username is not None else (addr.username or opt.get("username"))
+        self.password = password if password is not None else (addr.password or opt.get("password"))
+        self.ca_file = ca_file or opt.get("ca_file")
+        self.cert_file = cert_file or opt.get("cert_file")
+        self.key_file = key_file or opt.get("key_file")
+        self.tls_insecure = tls_insecure or opt.get("insecure", "") in ("1", "true", "yes")
+        self.keepalive = int(opt.get("keepalive", keepalive))
+        self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
+        self.session_expiry = session_expiry
+        self.exact_limit = exact_limit
+        self.tap = tap
+        self.want_subscriptions = subscribe
+        self.subscriptions: list[tuple[str, int]] = topic_map.subscriptions(exact_limit) if subscribe else []
+        self.callback_errors = 0
+        self.connects = 0
+        self.subscribe_failures: list[str] = []
+        self._client: mqtt.Client | None = None
+        self._router: Router | None = None
+        self._sink: Sink | None = None
+        self._link = "idle"
+        self._link_lock = threading.Lock()
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._pending_subs: set[int] = set()
+        self._pending: dict[int, PublishResult] = {}
+        self._early: dict[int, tuple[str, str, int | None]] = {}
+        self._pub_lock = threading.Lock()
+        self._handlers: list[tuple[str, int, Callable[[str, bytes, Any], None]]] = []
+
+    def add_handler(self, topic_filter: str, qos: int, callback: Callable[[str, bytes, Any], None]) -> None:
+        """Also subscribe to `topic_filter` and hand its messages to callback(topic, payload, properties)
+        instead of decoding them as telemetry (e.g. command responses). Call before start();
+        the callback runs on paho's thread, must only enqueue, and its exceptions are counted."""
+        self._handlers.append((topic_filter, qos, callback))
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self, sink: Sink) -> None:
+        if self._client is not None:
+            return
+        self._sink = sink
+        self._router = Router(self.topic_map, self.stats, sink, self.tap)
+        addr = self.address
+        if self.protocol5:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                 protocol=mqtt.MQTTv5, transport=addr.transport)  # fmt: skip
+        else:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                                 protocol=mqtt.MQTTv311, clean_session=True, transport=addr.transport)  # fmt: skip
+        if addr.transport == "websockets":
+            client.ws_set_options(path=addr.path)
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        if addr.tls:
+            client.tls_set(ca_certs=self.ca_file, certfile=self.cert_file, keyfile=self.key_file)
+            if self.tls_insecure:
+                client.tls_insecure_set(True)
+        client.reconnect_delay_set(self.reconnect_min, self.reconnect_max)  # type: ignore[arg-type]
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
+        self._client = client
+        self._set_link("connecting", f"{addr.host}:{addr.port}")
+        kwargs: dict[str, Any] = {}
+        if self.protocol5:
+            kwargs["clean_start"] = True if self.session_expiry is None else mqtt.MQTT_CLEAN_START_FIRST_ONLY
+            if self.session_expiry:
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = int(self.session_expiry)
+                kwargs["properties"] = props
+        client.connect_async(addr.host, addr.port, keepalive=self.keepalive, **kwargs)
+        client.loop_start()
+
+    def stop(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.disconnect()
+        except Exception:  # noqa: BLE001
+            pass
+        client.loop_stop()
+        self._connected.clear()
+        self._set_link("down", "stopped")
+        with self._pub_lock:
+            pending, self._pending = self._pending, {}
+        for result in pending.values():
+            result._finish("failed", "connector stopped before the broker answered")
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """Until the broker acknowledged every subscription of the current connection."""
+        return self._subscribed.wait(timeout)
+
+    # --- paho callbacks (paho's network thread) --------------------------------------
+
+    def _set_link(self, state: str, detail: str = "") -> None:
+        with self._link_lock:
+            if state == self._link:
+                return
+            self._link = state
+        self.stats.state = state
+        sink = self._sink
+        if sink is not None:
+            try:
+                sink(LinkState(self.name, state, detail, time.time()))
+            except Exception as exc:  # noqa: BLE001
+                self.stats.last_error = f"sink failed: {exc}"[:200]
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        try:
+            if reason_code.is_failure:
+                self.stats.last_error = f"connect refused: {reason_code}"
+                self._set_link("down", f"refused: {reason_code}")
+                return
+            self.connects += 1
+            self._connected.set()
+            self._subscribe(client)
+            self._set_link("up", f"{self.address.host}:{self.address.port}")
+        except Exception as exc:  # noqa: BLE001
+            self.callback_errors += 1
+            self.stats.last_error = f"on_connect: {exc}"[:200]
+
+    def _subscribe(self, client: mqtt.Client) -> None:
+        self._subscribed.clear()
+        self._pending_subs.clear()
+        subs = list(self.subscriptions) + [(f, q) for f, q, _ in self._handlers]
+        if not subs:
+            self._subscribed.set()
+            return
+        for k in range(0, len(subs), SUBSCRIBE_CHUNK):
+            chunk = subs[k : k + SUBSCRIBE_CHUNK]
+            if self.protocol5:
+                # noLocal: do not hear our own command publishes back
+                request = [(t, SubscribeOptions(qos=q, noLocal=True)) for t, q in chunk]
+            else:
+                request = list(chunk)
+            rc, mid = client.subscribe(request)
+            if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+                self._pending_subs.add(mid)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        try:
+            failed = [str(rc) for rc in reason_codes if rc.is_failure]
+            if failed:
+                self.subscribe_failures.extend(failed)
+                self.stats.last_error = f"subscribe refused: {', '.join(sorted(set(failed)))}"[:200]
+            self._pending_subs.discard(mid)
+            if not self._pending_subs:
+                self._subscribed.set()
+        except Exception as exc:  # noqa: BLE001
+            self.callback_errors += 1
+            self.stats.last_error = f"on_subscribe: {exc}"[:200]
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._connected.clear()
+        self._set_link("down", "cannot connect")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._connected.clear()
+        self._subscribed.clear()
+        self._set_link("down", str(reason_code))
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        try:
+            try:
+                topic = message.topic
+            except UnicodeDecodeError:
+                topic = bytes(message._topic).decode("utf-8", "replace")
+            for topic_filter, _, callback in self._handlers:
+                if mqtt.topic_matches_sub(topic_filter, topic):
+                    callback(topic, message.payload, getattr(message, "properties", None))
+                    return
+            self._router.handle(topic, message.payload, time.time())  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001 - never let anything reach paho's thread
+            self.callback_errors += 1
+            try:
+                self.stats.count_bad("<message>", f"{type(exc).__name__}: {exc}")
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        try:
+            outcome = _outcome(reason_code, self.protocol5)
+            with self._pub_lock:
+                result = self._pending.pop(mid, None)
+                if result is None:
+                    if len(self._early) > 10000:
+                        self._early.clear()
+                    self._early[mid] = outcome
+                    return
+            if result.qos == 0:
+                result._finish("sent", "sent (QoS 0: the broker does not acknowledge)", None)
+            else:
+                result._finish(*outcome)
+        except Exception as exc:  # noqa: BLE001
+            self.callback_errors += 1
+            self.stats.last_error = f"on_publish: {exc}"[:200]
+
+    # --- commands ------------------------------------------------------------------
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        qos: int = 1,
+        retain: bool = False,
+        *,
+        message_expiry: float | None = None,
+        response_topic: str | None = None,
+        correlation_data: bytes | None = None,
+        user_properties: list[tuple[str, str]] | None = None,
+        content_type: str | None = None,
+        properties: Properties | None = None,
+    ) -> PublishResult:
+        """Publish one message; the result tells whether the broker accepted it.
+
+        While disconnected, QoS 1/2 messages are queued (state "queued") and sent
+        after the reconnect; QoS 0 ones fail. message_expiry (MQTT 5) makes the
+        broker drop a message not delivered in time, so a command cannot actuate late.
+        """
+        client = self._client
+        if client is None:
+            result = PublishResult(-1, qos, self.protocol5)
+            result._finish("failed", "connector not started")
+            return result
+        if self.protocol5 and properties is None and (
+            message_expiry or response_topic or correlation_data or user_properties or content_type
+        ):
+            properties = Properties(PacketTypes.PUBLISH)
+            if message_expiry:
+                properties.MessageExpiryInterval = max(1, int(round(message_expiry)))
+            if response_topic:
+                properties.ResponseTopic = response_topic
+            if correlation_data:
+                properties.CorrelationData = correlation_data
+            if user_properties:
+                properties.UserProperty = list(user_properties)
+            if content_type:
+                properties.ContentType = content_type
+        try:
+            info = client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        except (ValueError, TypeError) as exc:
+            result = PublishResult(-1, qos, self.protocol5)
+            result._finish("failed", str(exc))
+            return result
+        result = PublishResult(info.mid, qos, self.protocol5)
+        with self._pub_lock:
+            early = self._early.pop(info.mid, None)
+            if early is None and info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN) and not (
+                qos == 0 and info.rc == mqtt.MQTT_ERR_NO_CONN
+            ):
+                self._pending[info.mid] = result
+        if early is not None:
+            if qos == 0:
+                result._finish("sent", "sent (QoS 0: the broker does not acknowledge)", None)
+            else:
+                result._finish(*early)
+        elif info.rc == mqtt.MQTT_ERR_NO_CONN:
+            if qos == 0:
+                result._finish("failed", "not connected (QoS 0 is not queued)")
+            else:
+                result.state, result.reason = "queued", "not connected: queued until the broker is back"
+        elif info.rc != mqtt.MQTT_ERR_SUCCESS:
+            result._finish("failed", mqtt.error_string(info.rc))
+        return result
+
+
+def _outcome(reason_code: Any, protocol5: bool) -> tuple[str, str, int | None]:
+    try:
+        value = int(reason_code.value)
+        failure = bool(reason_code.is_failure)
+        text = str(reason_code)
+    except AttributeError:
+        value, failure, text = int(reason_code or 0), bool(reason_code), str(reason_code)
+    if failure:
+        return "rejected", text, value
+    if protocol5:
+        return "accepted", text, value
+    return "accepted", "acknowledged (MQTT 3.1.1 cannot report a refusal)", value

@@ -1,0 +1,155 @@
+"""The simulator as an external fleet of MQTT devices (`twinview sim SITE --mqtt URL`).
+
+Publishes every simulated value to its point's topic with the point's QoS, in
+the default payload convention ({"value": ..., "ts": ...}, or the point's
+json_value / json_time paths). Each device's availability topic gets a retained
+"online" at connect and a retained "offline" at a clean stop. (One MQTT
+connection can carry only one last will, so a crash of the whole fleet process
+is seen by the viewer as silence: points go stale.)
+
+Commands follow the device contract of the command service (docs/commands.md):
+a JSON {"id", "device", "command", "args", "expires_at", ...} on
+"{prefix}/{device}/cmd"; the answer {"id", "status": "accepted" | "rejected",
+"reason"} goes to the message's MQTT 5 ResponseTopic (with its CorrelationData),
+else to "{prefix}/{device}/cmd/response".
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ..site.manifest import Site
+from ..twin.decode import encode, encode_many
+from .base import Availability, Sample
+from .mqtt import parse_url
+from .simulator import Simulator
+
+
+def command_pattern(template: str, prefix: str) -> tuple[str, re.Pattern]:
+    """The subscription filter and the regex that extracts the device from a command topic."""
+    t = template.replace("{prefix}", prefix).lstrip("/")
+    filt = t.replace("{device}", "+")
+    regex = re.escape(t).replace(re.escape("{device}"), "(?P<device>[^/]+)")
+    return filt, re.compile("^" + regex + "$")
+
+
+def run_publisher(
+    site: Site,
+    url: str,
+    rate: float = 1.0,
+    stop_event: threading.Event | None = None,
+    *,
+    seed: int = 0,
+    command_topic: str | None = "{prefix}/{device}/cmd",
+    tick: float = 0.1,
+    client_options: dict | None = None,
+    simulator: Simulator | None = None,
+    duration: float | None = None,
+) -> dict:
+    """Publish simulated telemetry until stop_event is set (or `duration` seconds pass)."""
+    stop_event = stop_event or threading.Event()
+    opts = dict(client_options or {})
+    addr = parse_url(url)
+    sim = simulator or Simulator(site, rate=rate, seed=seed)
+    specs = {(d.id, p.id): p for d in site.devices for p in d.points}
+    sharing: dict[str, int] = {}
+    for p in specs.values():
+        sharing[p.topic] = sharing.get(p.topic, 0) + 1
+    availability = {d.id: d.availability_topic for d in site.devices if d.availability_topic}
+    stats = {"published": 0, "commands": 0, "commands_rejected": 0, "errors": 0, "connects": 0}
+    connected = threading.Event()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=opts.get("client_id") or f"twinview-sim-{uuid.uuid4().hex[:8]}",
+                         protocol=mqtt.MQTTv5, transport=addr.transport)  # fmt: skip
+    user = opts.get("username", addr.username)
+    if user is not None:
+        client.username_pw_set(user, opts.get("password", addr.password))
+    if addr.tls:
+        client.tls_set(ca_certs=opts.get("ca_file") or addr.options.get("ca_file"),
+                       certfile=opts.get("cert_file"), keyfile=opts.get("key_file"))  # fmt: skip
+    client.reconnect_delay_set(1, 10)
+    client.max_queued_messages_set(0)
+
+    filt, pattern = (None, None)
+    if command_topic:
+        filt, pattern = command_pattern(command_topic, site.topic_prefix)
+
+    def on_connect(c, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            return
+        stats["connects"] += 1
+        for topic in availability.values():
+            c.publish(topic, b"online", qos=1, retain=True)
+        if filt:
+            c.subscribe(filt, qos=1)
+        connected.set()
+
+    def on_disconnect(c, userdata, flags, reason_code, properties):
+        connected.clear()
+
+    def on_message(c, userdata, msg):
+        try:
+            m = pattern.match(msg.topic) if pattern else None
+            if m is None:
+                return
+            device = m["device"]
+            answer = sim.execute(device, msg.payload)
+            stats["commands"] += 1
+            stats["commands_rejected"] += answer["status"] != "accepted"
+            props = getattr(msg, "properties", None)
+            response = getattr(props, "ResponseTopic", None) if props is not None else None
+            out = Properties(PacketTypes.PUBLISH)
+            corr = getattr(props, "CorrelationData", None) if props is not None else None
+            if corr:
+                out.CorrelationData = corr
+            c.publish(response or f"{msg.topic}/response", json.dumps(answer), qos=1, properties=out)
+        except Exception:  # noqa: BLE001 - never let a command kill the network thread
+            stats["errors"] += 1
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.on_message = on_message
+    client.connect_async(addr.host, addr.port, keepalive=int(opts.get("keepalive", 30)))
+    client.loop_start()
+    t_end = None if duration is None else time.monotonic() + duration
+    try:
+        while not stop_event.is_set() and (t_end is None or time.monotonic() < t_end):
+            t0 = time.monotonic()
+            events = sim.step(time.time())
+            if connected.is_set():
+                shared: dict[str, list] = {}
+                for ev in events:
+                    if type(ev) is Sample:
+                        spec = specs[(ev.device, ev.point)]
+                        if sharing[spec.topic] > 1:  # one JSON object for every point on that topic
+                            shared.setdefault(spec.topic, []).append((spec, ev.value, ev.source_ts))
+                            continue
+                        client.publish(spec.topic, encode(spec, ev.value, ev.source_ts), qos=spec.qos)
+                        stats["published"] += 1
+                    elif type(ev) is Availability and ev.device in availability:
+                        client.publish(availability[ev.device], b"online" if ev.online else b"offline", qos=1, retain=True)
+                for topic, items in shared.items():
+                    payload = encode_many([(spec, value) for spec, value, _ in items], items[0][2])
+                    client.publish(topic, payload, qos=max(spec.qos for spec, _, _ in items))
+                    stats["published"] += 1
+            stop_event.wait(max(0.0, tick - (time.monotonic() - t0)))
+    finally:
+        if connected.is_set():
+            infos = [client.publish(t, b"offline", qos=1, retain=True) for t in availability.values()]
+            for info in infos[-1:]:
+                try:
+                    info.wait_for_publish(2.0)
+                except (RuntimeError, ValueError):
+                    pass
+        client.disconnect()
+        client.loop_stop()
+    return stats

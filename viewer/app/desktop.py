@@ -84,10 +84,7 @@ class DesktopApp:
 
     def pick(self, x: float, y: float) -> int | None:
         info = self.renderer.get_pick_info((x, y))
-        index = info.get("device_index")
-        if info.get("world_object") is not self.view.mesh or index is None or index < 0:
-            return None
-        return index
+        return self.view.device_at(info)
 
     # --- events ---------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,16 @@ class OffscreenView:
         self.canvas = RenderCanvas(size=self.size, pixel_ratio=1)
         self.renderer = make_renderer(self.canvas, quality)
         view.camera.aspect = self.size[0] / self.size[1]
+        self.prep_seconds = 0.0  # Python time of the last frame before GPU submission
 
     def render(self) -> np.ndarray:
         """Draw one frame and return it as an (h, w, 4) uint8 array."""
         def draw():
+            t0 = time.perf_counter()
             self.view.before_render(self.size)
-            self.renderer.render(self.view.scene, self.view.camera)
+            self.renderer.render(self.view.scene, self.view.camera, flush=False)
+            self.prep_seconds = time.perf_counter() - t0
+            self.renderer.flush()
 
         self.canvas.request_draw(draw)
         return np.asarray(self.canvas.draw())
@@ -36,10 +41,7 @@ class OffscreenView:
         Needs a frame drawn since the last change (render() first).
         """
         info = self.renderer.get_pick_info((x, y))
-        index = info.get("device_index")
-        if info.get("world_object") is not self.view.mesh or index is None or index < 0:
-            return None
-        return index
+        return self.view.device_at(info)
 
     def save(self, path: str | Path) -> Path:
         from PIL import Image

@@ -36,6 +36,40 @@ class SiteGeometry:
     def device_centers(self) -> np.ndarray:
         return self.device_bounds.mean(axis=1)
 
+    def split(self) -> tuple["MeshArrays", "MeshArrays | None"]:
+        """Static geometry (per-vertex device index) and moving parts (per-vertex part index).
+
+        Drawing them apart keeps the motion code out of the shader for the bulk
+        of the site: on a software rasterizer that halves vertex cost.
+        """
+        kinds = self.part_info[0::3, 3]
+        moving_vertex = kinds[self.parts] != 0
+        static = _subset(self, ~moving_vertex, self.device_of_part[self.parts].astype(np.int32))
+        if not moving_vertex.any():
+            return static, None
+        return static, _subset(self, moving_vertex, self.parts.astype(np.int32))
+
+
+@dataclass
+class MeshArrays:
+    positions: np.ndarray
+    normals: np.ndarray
+    colors: np.ndarray
+    per_vertex: np.ndarray  # int32: device index (static) or part index (moving)
+    indices: np.ndarray
+
+
+def _subset(g: SiteGeometry, keep: np.ndarray, per_vertex: np.ndarray) -> MeshArrays:
+    new_index = np.cumsum(keep, dtype=np.int64) - 1
+    faces = g.indices[keep[g.indices[:, 0]]]
+    return MeshArrays(
+        positions=np.ascontiguousarray(g.positions[keep]),
+        normals=np.ascontiguousarray(g.normals[keep]),
+        colors=np.ascontiguousarray(g.colors[keep]),
+        per_vertex=np.ascontiguousarray(per_vertex[keep]),
+        indices=np.ascontiguousarray(new_index[faces].astype(np.uint32)),
+    )
+
 
 def build_site_geometry(loaded: LoadedSite) -> SiteGeometry:
     site, model = loaded.site, loaded.model

@@ -1,9 +1,10 @@
-"""The whole site as one pygfx world object, with a custom material and shader.
+"""The site as two pygfx world objects (static and moving geometry) with a custom material and shader.
 
-Per-device visual state (paint colour, state flags) and per-part motion live
-in storage buffers written by index: changing one device uploads a few bytes,
-whatever the size of the site. The pick buffer carries the device index, so a
-click maps to a device without any search.
+Per-device visual state (paint colour, state flags) lives in one storage
+buffer shared by both objects, and per-part motion in another; both are
+written by index, so changing one device uploads a few bytes whatever the size
+of the site. The pick buffer carries the device index, so a click maps to a
+device without any search.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import wgpu
 from pygfx.renderers.wgpu import Binding, BaseShader, register_wgpu_render_function
 from pygfx.utils import unpack_bitfield
 
-from .site_geometry import SiteGeometry
+from .site_geometry import MeshArrays
 
 FLAG_SELECTED = 1
 FLAG_HOVERED = 2
@@ -29,8 +30,42 @@ FLAG_HIDDEN = 128
 VIEW_FLAGS = FLAG_SELECTED | FLAG_HOVERED | FLAG_HIDDEN  # set by the view; the rest come from the twin
 
 
+class DeviceStates:
+    """Paint and flags of every device: two vec4 per device in one GPU buffer."""
+
+    def __init__(self, n_devices: int):
+        self.buffer = gfx.Buffer(np.zeros((max(n_devices, 1) * 2, 4), np.float32))
+        self.n = n_devices
+
+    @property
+    def data(self) -> np.ndarray:
+        """(N, 2, 4) view: [paint rgba], [flags, 0, 0, 0]. Write, then update()."""
+        return self.buffer.data.reshape(-1, 2, 4)
+
+    def update(self, indices) -> None:
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size:
+            self.buffer.update_indices(np.concatenate([idx * 2, idx * 2 + 1]))
+
+
+class PartTable:
+    """Motion of every part: [pivot, kind], [axis, rate], [phase, t0, amount, device]."""
+
+    def __init__(self, part_info: np.ndarray):
+        self.buffer = gfx.Buffer(np.ascontiguousarray(part_info, dtype=np.float32))
+
+    @property
+    def data(self) -> np.ndarray:
+        return self.buffer.data.reshape(-1, 3, 4)
+
+    def update(self, parts) -> None:
+        idx = np.asarray(parts, dtype=np.int64)
+        if idx.size:
+            self.buffer.update_indices(np.concatenate([idx * 3, idx * 3 + 1, idx * 3 + 2]))
+
+
 class SiteMaterial(gfx.Material):
-    """Lighting, selection accent and the animation clock for a SiteMesh."""
+    """Lighting, selection accent and the animation clock for SiteMesh objects."""
 
     uniform_type = dict(gfx.Material.uniform_type, accent="4xf4", time="f4")
 
@@ -63,47 +98,39 @@ class SiteMaterial(gfx.Material):
         return {"device_index": int(values["index"]) - 1}
 
 
+class VertexBuffers:
+    """GPU buffers of one MeshArrays, shared by every SiteMesh that draws a range of its faces."""
+
+    def __init__(self, arrays: MeshArrays):
+        self.positions = gfx.Buffer(arrays.positions)
+        self.normals = gfx.Buffer(arrays.normals)
+        self.colors = gfx.Buffer(arrays.colors)
+        self.per_vertex = gfx.Buffer(arrays.per_vertex)
+
+
 class SiteMesh(gfx.Mesh):
-    """All static and moving geometry of a site in one draw call."""
+    """Site geometry in one draw call. Static: each vertex names its device.
+    Moving (parts is given): each vertex names its part, which names its device and motion."""
 
-    def __init__(self, geometry: SiteGeometry, n_devices: int, material: SiteMaterial | None = None):
-        geo = gfx.Geometry(
-            positions=geometry.positions,
-            normals=geometry.normals,
-            indices=geometry.indices,
-        )
-        geo.vertex_colors = gfx.Buffer(geometry.colors)
-        geo.parts = gfx.Buffer(geometry.parts)
-        super().__init__(geo, material or SiteMaterial())
-        self.part_buffer = gfx.Buffer(geometry.part_info.copy())
-        # Two vec4 per device: paint rgba, [flags, 0, 0, 0]
-        self.device_buffer = gfx.Buffer(np.zeros((max(n_devices, 1) * 2, 4), np.float32))
-        self.n_devices = n_devices
-
-    @property
-    def parts_data(self) -> np.ndarray:
-        """(P, 3, 4) view of the part table; write, then update_parts()."""
-        return self.part_buffer.data.reshape(-1, 3, 4)
-
-    @property
-    def device_data(self) -> np.ndarray:
-        """(N, 2, 4) view of device state; write, then update_devices()."""
-        return self.device_buffer.data.reshape(-1, 2, 4)
-
-    def update_devices(self, indices) -> None:
-        idx = np.asarray(indices, dtype=np.int64)
-        if idx.size:
-            self.device_buffer.update_indices(np.concatenate([idx * 2, idx * 2 + 1]))
-
-    def update_parts(self, parts) -> None:
-        idx = np.asarray(parts, dtype=np.int64)
-        if idx.size:
-            self.part_buffer.update_indices(np.concatenate([idx * 3, idx * 3 + 1, idx * 3 + 2]))
+    def __init__(self, vertices: VertexBuffers, faces: np.ndarray, devices: DeviceStates, material: SiteMaterial,
+                 parts: PartTable | None = None):
+        geo = gfx.Geometry(indices=np.ascontiguousarray(faces, dtype=np.uint32))
+        geo.positions = vertices.positions
+        geo.normals = vertices.normals
+        geo.vertex_colors = vertices.colors
+        geo.per_vertex = vertices.per_vertex
+        super().__init__(geo, material)
+        self.devices = devices
+        self.parts = parts
 
 
 @register_wgpu_render_function(SiteMesh, SiteMaterial)
 class SiteShader(BaseShader):
     type = "render"
+
+    def __init__(self, wobject):
+        super().__init__(wobject)
+        self["motion"] = wobject.parts is not None
 
     def get_bindings(self, wobject, shared, scene):
         geometry = wobject.geometry
@@ -116,10 +143,11 @@ class SiteShader(BaseShader):
             Binding("s_positions", rbuffer, geometry.positions, "VERTEX"),
             Binding("s_normals", rbuffer, geometry.normals, "VERTEX"),
             Binding("s_colors", rbuffer, geometry.vertex_colors, "VERTEX"),
-            Binding("s_parts", rbuffer, geometry.parts, "VERTEX"),
-            Binding("s_part_info", rbuffer, wobject.part_buffer, "VERTEX"),
-            Binding("s_devices", rbuffer, wobject.device_buffer, "VERTEX"),
+            Binding("s_per_vertex", rbuffer, geometry.per_vertex, "VERTEX"),
+            Binding("s_devices", rbuffer, wobject.devices.buffer, "VERTEX"),
         ]
+        if wobject.parts is not None:
+            bindings.append(Binding("s_part_info", rbuffer, wobject.parts.buffer, "VERTEX"))
         bindings = dict(enumerate(bindings))
         self.define_bindings(0, bindings)
         return {0: bindings}

@@ -17,7 +17,16 @@ from twinview.site import LoadedSite
 
 from .labels import LabelLayer
 from .site_geometry import MOTION_KINDS, SiteGeometry, build_site_geometry
-from .site_object import FLAG_HOVERED, FLAG_SELECTED, SiteMaterial, SiteMesh, VIEW_FLAGS
+from .site_object import (
+    FLAG_HOVERED,
+    FLAG_SELECTED,
+    VIEW_FLAGS,
+    DeviceStates,
+    PartTable,
+    SiteMaterial,
+    SiteMesh,
+    VertexBuffers,
+)
 
 BACKGROUND_TOP = "#dfe6ee"
 BACKGROUND_BOTTOM = "#9aa7b6"
@@ -33,10 +42,45 @@ class PartMotion:
     t0: float = 0.0
 
 
+SOFTWARE_CHUNK_TRIANGLES = 400
+
+
+def draw_chunk_triangles() -> int:
+    """Triangles per draw call for static geometry: 0 (one draw) on a GPU.
+
+    On a software rasterizer (Mesa lavapipe) one large draw costs far more per
+    triangle than many small ones (measured: 86k triangles at 640x360, one draw
+    273 ms, 256 draws of ~340 triangles 111 ms), so there the site is split,
+    at a Python cost of about 0.05 ms per extra draw.
+    """
+    from .renderer import is_software_adapter
+
+    return SOFTWARE_CHUNK_TRIANGLES if is_software_adapter() else 0
+
+
+def frame_site(camera: gfx.PerspectiveCamera, bounds: np.ndarray, site=None) -> None:
+    """Place a camera to show `bounds`: the site's manifest camera if given, else an elevated 3/4 view."""
+    lo, hi = bounds
+    center = (lo + hi) / 2
+    radius = float(np.linalg.norm(hi - lo)) / 2 or 1.0
+    camera.depth_range = (radius / 200, radius * 20)
+    if site is not None and site.camera_position and site.camera_target:
+        camera.local.position = site.camera_position
+        camera.look_at(site.camera_target)
+        return
+    direction = np.array([0.9, 0.75, 1.1])
+    direction /= np.linalg.norm(direction)
+    distance = radius / np.tan(np.radians(camera.fov) / 2) * 0.9
+    camera.local.position = tuple(center + direction * distance)
+    camera.look_at(tuple(center))
+
+
 class SiteView:
     """Scene graph, camera and per-device visual state for one loaded site."""
 
-    def __init__(self, loaded: LoadedSite, geometry: SiteGeometry | None = None):
+    def __init__(self, loaded: LoadedSite, geometry: SiteGeometry | None = None, chunk_triangles: int | None = None):
+        """chunk_triangles: split static geometry into draws of about this many triangles
+        (None: decide by adapter, see draw_chunk_triangles)."""
         self.loaded = loaded
         self.site = loaded.site
         self.geometry = geometry or build_site_geometry(loaded)
@@ -45,8 +89,21 @@ class SiteView:
 
         self.scene = gfx.Scene()
         self.scene.add(gfx.Background.from_color(BACKGROUND_TOP, BACKGROUND_TOP, BACKGROUND_BOTTOM, BACKGROUND_BOTTOM))
-        self.mesh = SiteMesh(self.geometry, len(self.device_ids))
-        self.scene.add(self.mesh)
+        self.devices = DeviceStates(len(self.device_ids))
+        self.parts = PartTable(self.geometry.part_info)
+        self.material = SiteMaterial()
+        static, moving = self.geometry.split()
+        chunk = draw_chunk_triangles() if chunk_triangles is None else chunk_triangles
+        static_vertices = VertexBuffers(static)
+        n_chunks = max(1, -(-len(static.indices) // chunk)) if chunk else 1
+        self.meshes = [
+            SiteMesh(static_vertices, faces, self.devices, self.material)
+            for faces in np.array_split(static.indices, n_chunks)
+            if len(faces)
+        ]
+        if moving is not None:
+            self.meshes.append(SiteMesh(VertexBuffers(moving), moving.indices, self.devices, self.material, self.parts))
+        self.scene.add(*self.meshes)
         labelled = [i for i, d in enumerate(self.site.devices) if d.label is not None]
         self.labels = LabelLayer(self.geometry.device_bounds, labelled) if labelled else None
         if self.labels is not None:
@@ -65,30 +122,22 @@ class SiteView:
 
     # --- lookup -----------------------------------------------------------------
 
+    def device_at(self, pick_info: dict) -> int | None:
+        """The device a pick hit, or None for scenery, labels and background."""
+        index = pick_info.get("device_index")
+        if pick_info.get("world_object") not in self.meshes or index is None or index < 0:
+            return None
+        return index
+
     def index_of(self, device_id: str) -> int | None:
         return self._index.get(device_id)
-
-    @property
-    def material(self) -> SiteMaterial:
-        return self.mesh.material
 
     # --- camera -----------------------------------------------------------------
 
     def fit(self, use_manifest_camera: bool = True) -> None:
         """Frame the whole site: the manifest's camera if it has one, else an elevated 3/4 view."""
-        lo, hi = self.geometry.bounds
-        center = (lo + hi) / 2
-        radius = float(np.linalg.norm(hi - lo)) / 2 or 1.0
-        self.camera.depth_range = (radius / 200, radius * 20)
-        if use_manifest_camera and self.site.camera_position and self.site.camera_target:
-            self.camera.local.position = self.site.camera_position
-            self.camera.look_at(self.site.camera_target)
-            return
-        direction = np.array([0.9, 0.75, 1.1])
-        direction /= np.linalg.norm(direction)
-        distance = radius / np.tan(np.radians(self.camera.fov) / 2) * 0.9
-        self.camera.local.position = tuple(center + direction * distance)
-        self.camera.look_at(tuple(center))
+        site = self.site if use_manifest_camera else None
+        frame_site(self.camera, self.geometry.bounds, site)
 
     def focus(self, index: int) -> None:
         """Move the camera to look at one device from a sensible distance."""
@@ -119,22 +168,22 @@ class SiteView:
 
     def set_look(self, index: int, rgba, flags: int) -> None:
         """Paint a device (rgba None keeps the model colour) and set its twin flags."""
-        data = self.mesh.device_data[index]
+        data = self.devices.data[index]
         data[0] = rgba if rgba is not None else (0.0, 0.0, 0.0, 0.0)
         view_bits = int(data[1, 0]) & VIEW_FLAGS
         data[1, 0] = float((int(flags) & ~VIEW_FLAGS) | view_bits)
-        self.mesh.update_devices([index])
+        self.devices.update([index])
 
     def set_looks(self, indices: np.ndarray, rgba: np.ndarray, flags: np.ndarray) -> None:
         """Vectorised set_look for many devices at once (rgba with alpha 0 keeps model colour)."""
         idx = np.asarray(indices, np.int64)
         if not idx.size:
             return
-        data = self.mesh.device_data
+        data = self.devices.data
         data[idx, 0] = rgba
         view_bits = data[idx, 1, 0].astype(np.int64) & VIEW_FLAGS
         data[idx, 1, 0] = ((np.asarray(flags, np.int64) & ~VIEW_FLAGS) | view_bits).astype(np.float32)
-        self.mesh.update_devices(idx)
+        self.devices.update(idx)
 
     def set_label(self, index: int, text: str) -> None:
         if self.labels is not None:
@@ -146,15 +195,15 @@ class SiteView:
             self.labels.update_visible(self.camera, size, priority=self.selected)
 
     def flags(self, index: int) -> int:
-        return int(self.mesh.device_data[index, 1, 0])
+        return int(self.devices.data[index, 1, 0])
 
     def _set_view_flag(self, index: int | None, flag: int, on: bool) -> None:
         if index is None:
             return
-        data = self.mesh.device_data[index]
+        data = self.devices.data[index]
         value = int(data[1, 0])
         data[1, 0] = float(value | flag if on else value & ~flag)
-        self.mesh.update_devices([index])
+        self.devices.update([index])
 
     def select(self, index: int | None) -> None:
         if index == self.selected:
@@ -181,7 +230,7 @@ class SiteView:
         if not slots:
             return
         now = self.now() if now is None else now
-        parts = self.mesh.parts_data
+        parts = self.parts.data
         changed = []
         for slot, target in zip(slots, targets):
             if target is None:
@@ -196,7 +245,7 @@ class SiteView:
             else:
                 row[2, 2] = float(target)
             changed.append(m.part)
-        self.mesh.update_parts(changed)
+        self.parts.update(changed)
 
     @property
     def animating(self) -> bool:

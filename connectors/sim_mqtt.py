@@ -9,9 +9,12 @@ is seen by the viewer as silence: points go stale.)
 
 Commands follow the device contract of the command service (docs/commands.md):
 a JSON {"id", "device", "command", "args", "expires_at", ...} on
-"{prefix}/{device}/cmd"; the answer {"id", "status": "accepted" | "rejected",
-"reason"} goes to the message's MQTT 5 ResponseTopic (with its CorrelationData),
-else to "{prefix}/{device}/cmd/response".
+"{prefix}/{device}/cmd/{command}"; the answer {"id", "status": "accepted" |
+"rejected", "reason"} goes to the message's MQTT 5 ResponseTopic (with its
+CorrelationData), else to "{prefix}/{device}/cmd_response". Like a real device,
+the fleet acts once per command id (a redelivery gets the first answer again)
+and keeps a persistent session (clean_start false) so commands queued while it
+was away are delivered when it comes back.
 """
 
 from __future__ import annotations
@@ -35,11 +38,15 @@ from .simulator import Simulator
 
 
 def command_pattern(template: str, prefix: str) -> tuple[str, re.Pattern]:
-    """The subscription filter and the regex that extracts the device from a command topic."""
+    """The subscription filter and the regex that extracts the device (and command) from a command topic."""
     t = template.replace("{prefix}", prefix).lstrip("/")
-    filt = t.replace("{device}", "+")
+    filt = t.replace("{device}", "+").replace("{command}", "+")
     regex = re.escape(t).replace(re.escape("{device}"), "(?P<device>[^/]+)")
+    regex = regex.replace(re.escape("{command}"), "(?P<command>[^/]+)")
     return filt, re.compile("^" + regex + "$")
+
+
+REMEMBERED_COMMANDS = 4096
 
 
 def run_publisher(
@@ -49,7 +56,7 @@ def run_publisher(
     stop_event: threading.Event | None = None,
     *,
     seed: int = 0,
-    command_topic: str | None = "{prefix}/{device}/cmd",
+    command_topic: str | None = "{prefix}/{device}/cmd/{command}",
     tick: float = 0.1,
     client_options: dict | None = None,
     simulator: Simulator | None = None,
@@ -68,8 +75,10 @@ def run_publisher(
     stats = {"published": 0, "commands": 0, "commands_rejected": 0, "errors": 0, "connects": 0}
     connected = threading.Event()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=opts.get("client_id") or f"twinview-sim-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv5, transport=addr.transport)  # fmt: skip
+    # A stable client id and a persistent session: commands sent while the fleet is away wait at the broker.
+    client_id = opts.get("client_id") or f"twinview-sim-{site.topic_prefix or 'site'}"
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                         transport=addr.transport)  # fmt: skip
     user = opts.get("username", addr.username)
     if user is not None:
         client.username_pw_set(user, opts.get("password", addr.password))
@@ -96,29 +105,44 @@ def run_publisher(
     def on_disconnect(c, userdata, flags, reason_code, properties):
         connected.clear()
 
+    answered: dict[str, dict] = {}  # command id -> first answer (insertion ordered)
+
     def on_message(c, userdata, msg):
         try:
             m = pattern.match(msg.topic) if pattern else None
             if m is None:
                 return
             device = m["device"]
-            answer = sim.execute(device, msg.payload)
-            stats["commands"] += 1
-            stats["commands_rejected"] += answer["status"] != "accepted"
+            command_id = _command_id(msg.payload)
+            if command_id and command_id in answered:  # a redelivery: answer again, act once
+                answer = answered[command_id]
+                stats["duplicates"] = stats.get("duplicates", 0) + 1
+            else:
+                answer = sim.execute(device, msg.payload)
+                stats["commands"] += 1
+                stats["commands_rejected"] += answer["status"] != "accepted"
+                if command_id:
+                    answered[command_id] = answer
+                    while len(answered) > REMEMBERED_COMMANDS:
+                        answered.pop(next(iter(answered)))
             props = getattr(msg, "properties", None)
             response = getattr(props, "ResponseTopic", None) if props is not None else None
             out = Properties(PacketTypes.PUBLISH)
             corr = getattr(props, "CorrelationData", None) if props is not None else None
             if corr:
                 out.CorrelationData = corr
-            c.publish(response or f"{msg.topic}/response", json.dumps(answer), qos=1, properties=out)
+            fallback = f"{site.topic_prefix}/{device}/cmd_response".lstrip("/")
+            c.publish(response or fallback, json.dumps(answer), qos=1, properties=out)
         except Exception:  # noqa: BLE001 - never let a command kill the network thread
             stats["errors"] += 1
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
     client.on_message = on_message
-    client.connect_async(addr.host, addr.port, keepalive=int(opts.get("keepalive", 30)))
+    session = Properties(PacketTypes.CONNECT)
+    session.SessionExpiryInterval = 3600
+    client.connect_async(addr.host, addr.port, keepalive=int(opts.get("keepalive", 30)), clean_start=False,
+                         properties=session)  # fmt: skip
     client.loop_start()
     t_end = None if duration is None else time.monotonic() + duration
     try:
@@ -153,3 +177,12 @@ def run_publisher(
         client.disconnect()
         client.loop_stop()
     return stats
+
+
+def _command_id(payload: bytes) -> str:
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError):
+        return ""
+    value = body.get("id") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else ""

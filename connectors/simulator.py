@@ -996,7 +996,7 @@ def run_as_mqtt_publisher(
     stop_event: threading.Event | None = None,
     *,
     seed: int = 0,
-    command_topic: str | None = "{prefix}/{device}/cmd",
+    command_topic: str | None = "{prefix}/{device}/cmd/{command}",
     tick: float = 0.1,
     client_options: dict | None = None,
 ) -> dict:

@@ -220,13 +220,17 @@ def test_simulator_as_an_external_mqtt_fleet(broker, plant, make_loop):
         responses.on_message = lambda c, u, m: answers.append((m.topic, json.loads(m.payload)))
         responses.on_subscribe = lambda *a: subscribed.set()
         responses.connect(broker.host, broker.port)
-        responses.subscribe("plant/+/cmd/response", qos=1)
+        responses.subscribe("plant/+/cmd_response", qos=1)
         responses.loop_start()
         assert subscribed.wait(10)
         body = {"id": "cmd-7", "device": "P-102", "command": "stop", "args": {}, "expires_at": 4e9}
-        assert conn.publish("plant/P-102/cmd", json.dumps(body).encode(), qos=1).wait(5)
+        assert conn.publish("plant/P-102/cmd/stop", json.dumps(body).encode(), qos=1).wait(5)
         assert wait_until(lambda: answers, timeout=5)
-        assert answers[0] == ("plant/P-102/cmd/response", {"id": "cmd-7", "status": "accepted", "reason": "stopping"})
+        assert answers[0] == ("plant/P-102/cmd_response", {"id": "cmd-7", "status": "accepted", "reason": "stopping"})
+        # a redelivery of the same id is answered again but acted on once
+        assert conn.publish("plant/P-102/cmd/stop", json.dumps(body).encode(), qos=1).wait(5)
+        assert wait_until(lambda: len(answers) == 2, timeout=5)
+        assert answers[1] == answers[0]
         assert loop.run_until(lambda: twin.point("P-102", "speed").value == 0.0, timeout=15)
         responses.disconnect()
         responses.loop_stop()
@@ -234,5 +238,5 @@ def test_simulator_as_an_external_mqtt_fleet(broker, plant, make_loop):
         stop.set()
         thread.join(10)
         conn.stop()
-    assert result["published"] > 0 and result["commands"] == 1
+    assert result["published"] > 0 and result["commands"] == 1 and result["duplicates"] == 1
     assert not thread.is_alive()

@@ -79,6 +79,36 @@ def parse_url(url: str) -> BrokerAddress:
     )
 
 
+def make_client(
+    addr: BrokerAddress,
+    client_id: str,
+    *,
+    v5: bool = True,
+    username: str | None = None,
+    password: str | None = None,
+    ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+    tls_insecure: bool = False,
+) -> mqtt.Client:
+    """A paho client for a broker address: protocol, websocket path, credentials and TLS in one place."""
+    if v5:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
+                             transport=addr.transport)  # fmt: skip
+    else:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
+                             clean_session=True, transport=addr.transport)  # fmt: skip
+    if addr.transport == "websockets":
+        client.ws_set_options(path=addr.path)
+    if username is not None:
+        client.username_pw_set(username, password)
+    if addr.tls:
+        client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
+        if tls_insecure:
+            client.tls_insecure_set(True)
+    return client
+
+
 class PublishResult:
     """What became of one publish. state: pending | queued | sent | accepted | rejected | failed.
 
@@ -199,20 +229,10 @@ class MqttConnector(Connector):
         self._sink = sink
         self._router = Router(self.topic_map, self.stats, sink, self.tap)
         addr = self.address
-        if self.protocol5:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                 protocol=mqtt.MQTTv5, transport=addr.transport)  # fmt: skip
-        else:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                                 protocol=mqtt.MQTTv311, clean_session=True, transport=addr.transport)  # fmt: skip
-        if addr.transport == "websockets":
-            client.ws_set_options(path=addr.path)
-        if self.username is not None:
-            client.username_pw_set(self.username, self.password)
-        if addr.tls:
-            client.tls_set(ca_certs=self.ca_file, certfile=self.cert_file, keyfile=self.key_file)
-            if self.tls_insecure:
-                client.tls_insecure_set(True)
+        client = make_client(
+            addr, self.client_id, v5=self.protocol5, username=self.username, password=self.password,
+            ca_file=self.ca_file, cert_file=self.cert_file, key_file=self.key_file, tls_insecure=self.tls_insecure,
+        )  # fmt: skip
         client.reconnect_delay_set(self.reconnect_min, self.reconnect_max)  # type: ignore[arg-type]
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect

@@ -29,13 +29,12 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..twin.commands import PublishError, device_of_response_topic, parse_response, response_filter
-from .mqtt import parse_url
+from .mqtt import make_client, parse_url
 
 # PUBACK reason codes that retrying cannot fix.
 _PERMANENT = {
@@ -196,16 +195,10 @@ class MqttCommandTransport:
     # --- connection supervisor --------------------------------------------------------
 
     def _new_client(self) -> _Connection:
-        addr = self.address
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5, transport=addr.transport)
-        if addr.transport == "websockets":
-            client.ws_set_options(path=addr.path)
-        if self.username is not None:
-            client.username_pw_set(self.username, self.password)
-        if addr.tls:
-            client.tls_set(ca_certs=self.ca_file, certfile=self.cert_file, keyfile=self.key_file)
-            if self.tls_insecure:
-                client.tls_insecure_set(True)
+        client = make_client(
+            self.address, self.client_id, username=self.username, password=self.password,
+            ca_file=self.ca_file, cert_file=self.cert_file, key_file=self.key_file, tls_insecure=self.tls_insecure,
+        )  # fmt: skip
         client.connect_timeout = 5.0
         conn = _Connection(client)
         client.on_connect = lambda c, u, flags, rc, props: self._on_connect(conn, flags, rc)

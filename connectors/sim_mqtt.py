@@ -23,17 +23,14 @@ import json
 import re
 import threading
 import time
-import uuid
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ..site.manifest import Site
 from ..twin.decode import encode, encode_many
 from .base import Availability, Sample
-from .mqtt import parse_url
+from .mqtt import make_client, parse_url
 from .simulator import Simulator
 
 
@@ -77,14 +74,11 @@ def run_publisher(
 
     # A stable client id and a persistent session: commands sent while the fleet is away wait at the broker.
     client_id = opts.get("client_id") or f"twinview-sim-{site.topic_prefix or 'site'}"
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                         transport=addr.transport)  # fmt: skip
-    user = opts.get("username", addr.username)
-    if user is not None:
-        client.username_pw_set(user, opts.get("password", addr.password))
-    if addr.tls:
-        client.tls_set(ca_certs=opts.get("ca_file") or addr.options.get("ca_file"),
-                       certfile=opts.get("cert_file"), keyfile=opts.get("key_file"))  # fmt: skip
+    client = make_client(
+        addr, client_id, username=opts.get("username", addr.username), password=opts.get("password", addr.password),
+        ca_file=opts.get("ca_file") or addr.options.get("ca_file"), cert_file=opts.get("cert_file"),
+        key_file=opts.get("key_file"),
+    )  # fmt: skip
     client.reconnect_delay_set(1, 10)
     client.max_queued_messages_set(0)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from broker import mosquitto_pub, wait_until

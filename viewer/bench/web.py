@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import re
-import statistics
 import subprocess
 import sys
 import threading

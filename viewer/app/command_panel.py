@@ -67,8 +67,7 @@ class CommandPanel:
             else:
                 lo = arg.min if arg.min is not None else 0.0
                 hi = arg.max if arg.max is not None else max(lo + 100.0, 100.0)
-                default = arg.default if isinstance(arg.default, (int, float)) else lo
-                value = float(self.values.get(key, default))
+                value = float(self.values.get(key, self._initial(device, spec, arg, lo)))
                 imgui.set_next_item_width(160)
                 _, value = imgui.slider_float(arg.name, value, float(lo), float(hi), "%.1f")
             self.values[key] = value
@@ -87,6 +86,17 @@ class CommandPanel:
             imgui.same_line()
             imgui.text_colored(DIM, f"only if {spec.interlock}")
         imgui.pop_id()
+
+    def _initial(self, device, spec, arg, fallback: float) -> float:
+        """A slider starts at the argument's default, else at the value the device reports now."""
+        if isinstance(arg.default, (int, float)) and not isinstance(arg.default, bool):
+            return float(arg.default)
+        if spec.success_point and spec.success_value == f"${arg.name}":
+            state = self.live.point_state(device.id, spec.success_point)
+            value = getattr(state, "good_value", None)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+        return fallback
 
     def _desired(self, device) -> None:
         rows = self.live.commands.desired(device.id)

@@ -42,10 +42,6 @@ def bench_scene(sizes: list[int], frames: int, size: tuple[int, int], workdir: P
                     f"{base['frame_ms'] / r['frame_ms']:.2f}x as fast")
 
         rows.append(row(f"ours ({ours['draws']} draws)", ours, versus(ours)))
-        if ours["draws"] > 2:  # software rasterizer: also show the one-draw path a GPU takes
-            one = _worker("twinview.bench.scene", str(site), "--mode", "ours", "--frames", str(max(2, frames // 3)),
-                          "--size", size_arg, "--chunk", "0")
-            rows.append(row(f"ours, one draw ({one['draws']} draws)", one, versus(one)))
         rows.append(row("baseline: one Mesh per node", base, "baseline"))
         for share in (0.01, 1.0):
             r = _worker("twinview.bench.scene", str(site), "--mode", "ours", "--frames", str(frames), "--size", size_arg,
@@ -57,10 +53,8 @@ def bench_scene(sizes: list[int], frames: int, size: tuple[int, int], workdir: P
         ["renderer", "devices", "load s", "first frame ms", "frame ms", "Python ms", "peak MB", "comparison"],
         rows,
     )
-    print("frame ms includes GPU work; without a GPU (lavapipe) that is rasterizing on the CPU, which grows with\n"
-          "triangles for every renderer, and there twinview splits static geometry into draws of ~400 triangles\n"
-          "(one large draw is slower per triangle on lavapipe). Python ms is the part that one Mesh per device\n"
-          "makes grow with the site on any GPU; the one-draw row is what twinview does on a GPU.")
+    print("frame ms includes GPU work; without a GPU (lavapipe) that is rasterizing on the CPU and grows with\n"
+          "triangles for both renderers. Python ms is the part that one Mesh per node makes grow with the site.")
 
 
 def run_bench(args) -> int:

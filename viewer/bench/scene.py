@@ -37,10 +37,8 @@ def _frames(draw, n: int, prep) -> dict:
     return {"first_ms": first * 1000, "frame_ms": statistics.median(times) * 1000, "python_ms": statistics.median(preps) * 1000}
 
 
-def measure(site_dir: Path, mode: str, frames: int, size: tuple[int, int], changing: float = 0.0,
-            chunk: int | None = None) -> dict:
-    """One configuration: mode 'ours' (SiteMesh draws; chunk: triangles per draw, 0 = one draw,
-    None = decided by adapter) or 'per-mesh' (one gfx.Mesh per device)."""
+def measure(site_dir: Path, mode: str, frames: int, size: tuple[int, int], changing: float = 0.0) -> dict:
+    """One configuration: mode 'ours' (two SiteMesh draws) or 'per-mesh' (one gfx.Mesh per model node)."""
     import numpy as np
 
     from twinview.site import open_site
@@ -52,7 +50,7 @@ def measure(site_dir: Path, mode: str, frames: int, size: tuple[int, int], chang
         from twinview.scene.offscreen import OffscreenView
         from twinview.scene.view import SiteView
 
-        view = SiteView(loaded, chunk_triangles=chunk)
+        view = SiteView(loaded)
         load_s = time.perf_counter() - t0
         off = OffscreenView(view, size)
         n = len(view.device_ids)
@@ -129,10 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--size", default="640x360")
     p.add_argument("--changing", type=float, default=0.0)
-    p.add_argument("--chunk", type=int, default=None, help="triangles per draw (0: one draw; default: by adapter)")
     a = p.parse_args(argv)
     w, h = (int(v) for v in a.size.split("x"))
-    print(json.dumps(measure(Path(a.site), a.mode, a.frames, (w, h), a.changing, a.chunk)))
+    print(json.dumps(measure(Path(a.site), a.mode, a.frames, (w, h), a.changing)))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def _pipeline(workdir: Path, sizes: list[int]) -> None:
         if not (site_dir / "site.toml").exists():
             generate_site(site_dir, n, seed=0)
         loaded = open_site(site_dir)
-        view = SiteView(loaded, chunk_triangles=0)
+        view = SiteView(loaded)
         live = LiveSite(loaded, connectors=[])
         live.attach(view)
         live._started = True  # driven by hand below: no connector threads

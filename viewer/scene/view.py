@@ -42,22 +42,6 @@ class PartMotion:
     t0: float = 0.0
 
 
-SOFTWARE_CHUNK_TRIANGLES = 400
-
-
-def draw_chunk_triangles() -> int:
-    """Triangles per draw call for static geometry: 0 (one draw) on a GPU.
-
-    On a software rasterizer (Mesa lavapipe) one large draw costs far more per
-    triangle than many small ones (measured: 86k triangles at 640x360, one draw
-    273 ms, 256 draws of ~340 triangles 111 ms), so there the site is split,
-    at a Python cost of about 0.05 ms per extra draw.
-    """
-    from .renderer import is_software_adapter
-
-    return SOFTWARE_CHUNK_TRIANGLES if is_software_adapter() else 0
-
-
 def frame_site(camera: gfx.PerspectiveCamera, bounds: np.ndarray, site=None) -> None:
     """Place a camera to show `bounds`: the site's manifest camera if given, else an elevated 3/4 view."""
     lo, hi = bounds
@@ -78,9 +62,7 @@ def frame_site(camera: gfx.PerspectiveCamera, bounds: np.ndarray, site=None) -> 
 class SiteView:
     """Scene graph, camera and per-device visual state for one loaded site."""
 
-    def __init__(self, loaded: LoadedSite, geometry: SiteGeometry | None = None, chunk_triangles: int | None = None):
-        """chunk_triangles: split static geometry into draws of about this many triangles
-        (None: decide by adapter, see draw_chunk_triangles)."""
+    def __init__(self, loaded: LoadedSite, geometry: SiteGeometry | None = None):
         self.loaded = loaded
         self.site = loaded.site
         self.geometry = geometry or build_site_geometry(loaded)
@@ -93,14 +75,7 @@ class SiteView:
         self.parts = PartTable(self.geometry.part_info)
         self.material = SiteMaterial()
         static, moving = self.geometry.split()
-        chunk = draw_chunk_triangles() if chunk_triangles is None else chunk_triangles
-        static_vertices = VertexBuffers(static)
-        n_chunks = max(1, -(-len(static.indices) // chunk)) if chunk else 1
-        self.meshes = [
-            SiteMesh(static_vertices, faces, self.devices, self.material)
-            for faces in np.array_split(static.indices, n_chunks)
-            if len(faces)
-        ]
+        self.meshes = [SiteMesh(VertexBuffers(static), static.indices, self.devices, self.material)]
         if moving is not None:
             self.meshes.append(SiteMesh(VertexBuffers(moving), moving.indices, self.devices, self.material, self.parts))
         self.scene.add(*self.meshes)

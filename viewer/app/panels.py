@@ -68,18 +68,31 @@ class DeviceTree:
                     if searching or (selected is not None and self.state.scroll_to_selected and selected in members):
                         imgui.set_next_item_open(True)
                     if imgui.tree_node(f"{type_name} ({len(members)})##{area}"):
-                        for i in members:
-                            device = self.site.devices[i]
-                            clicked, _ = imgui.selectable(f"{device.id}  {device.name}##{i}", i == selected)
-                            if i == selected and self.state.scroll_to_selected:
-                                imgui.set_scroll_here_y(0.5)
-                                self.state.scroll_to_selected = False
-                            if clicked:
-                                self.on_select(i)
+                        self._rows(members, selected)
                         imgui.tree_pop()
                 imgui.tree_pop()
         imgui.end_child()
         imgui.end()
+
+
+    def _rows(self, members: list[int], selected: int | None) -> None:
+        """One selectable per device; only the rows on screen are drawn (ImGui list clipper),
+        so a group of 10,000 devices costs what a screenful does."""
+        clipper = imgui.ListClipper()
+        clipper.begin(len(members))
+        if selected is not None and self.state.scroll_to_selected and selected in members:
+            clipper.include_item_by_index(members.index(selected))
+        while clipper.step():
+            for row in range(clipper.display_start, clipper.display_end):
+                i = members[row]
+                device = self.site.devices[i]
+                clicked, _ = imgui.selectable(f"{device.id}  {device.name}##{i}", i == selected)
+                if i == selected and self.state.scroll_to_selected:
+                    imgui.set_scroll_here_y(0.5)
+                    self.state.scroll_to_selected = False
+                if clicked:
+                    self.on_select(i)
+        clipper.end()
 
 
 def age_text(seconds: float | None) -> str:

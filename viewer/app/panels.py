@@ -6,6 +6,7 @@ selection and camera, through the callbacks the app gives them.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -60,11 +61,11 @@ class DeviceTree:
         imgui.separator()
         imgui.begin_child("tree")
         searching = bool(self.state.search.strip())
-        for area, types in sorted(tree.items()):
+        for area, types in sorted(tree.items(), key=lambda kv: natural_key(kv[0])):
             if searching or (selected is not None and self.state.scroll_to_selected and self.site.devices[selected].area == area):
                 imgui.set_next_item_open(True)
             if imgui.tree_node(f"{area} ({sum(len(v) for v in types.values())})"):
-                for type_name, members in sorted(types.items()):
+                for type_name, members in sorted(types.items(), key=lambda kv: natural_key(kv[0])):
                     if searching or (selected is not None and self.state.scroll_to_selected and selected in members):
                         imgui.set_next_item_open(True)
                     if imgui.tree_node(f"{type_name} ({len(members)})##{area}"):
@@ -93,6 +94,11 @@ class DeviceTree:
                 if clicked:
                     self.on_select(i)
         clipper.end()
+
+
+def natural_key(text: str) -> tuple:
+    """Sort 'Bay 2' before 'Bay 10'."""
+    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text))
 
 
 def age_text(seconds: float | None) -> str:

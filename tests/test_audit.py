@@ -141,3 +141,4 @@ def test_many_writers_interleave_whole_lines(tmp_path):
     for k in range(3):
         assert [r["n"] for r in rows if r["id"] == f"w{k}"] == list(range(50))
     assert os.path.getsize(path) > 150 * 3000
+

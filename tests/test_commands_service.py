@@ -373,3 +373,28 @@ def test_matching_and_response_parsing():
             parse_response(bad)
     with pytest.raises(ValueError):
         parse_response(b'{"id": "abc", "status": "accepted"}', "xyz")
+
+
+def test_a_command_left_in_flight_by_a_stopped_viewer_is_reported_unknown_once(rig):
+    """After a restart the service neither retries it (could actuate twice) nor calls it failed
+    (it may have worked): the audit log and the UI say its outcome is unknown, once."""
+    site, plant, clock, wire, service, audit, seen = rig
+    cmd = service.request(OPERATOR, "P-101", "set_speed", {"speed": 40}, False)
+    service.poll(clock())
+    assert cmd.state == "sent"
+    service.close()  # the viewer stops with the command in flight
+
+    again = CommandService(site, plant.reader, Wire(), audit, clock=clock, threaded=False)
+    assert [r["id"] for r in again.unresolved] == [cmd.id]
+    notes = [r for r in read_audit(audit, command_id=cmd.id) if r.get("event") == "note"]
+    assert len(notes) == 1 and notes[0]["reason"].startswith("outcome unknown")
+    again.poll(clock())
+    assert again.get(cmd.id) is None and again.pending_devices() == frozenset()
+    again.close()
+
+    third = CommandService(site, plant.reader, Wire(), audit, clock=clock, threaded=False)
+    assert [r["id"] for r in third.unresolved] == [cmd.id]  # still listed for the operator...
+    notes = [r for r in read_audit(audit, command_id=cmd.id) if r.get("event") == "note"]
+    assert len(notes) == 1  # ...but noted in the audit log only once
+    assert states(audit, cmd.id) == ["requested", "sent"]  # history untouched
+    third.close()

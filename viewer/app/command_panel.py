@@ -143,6 +143,10 @@ class CommandPanel:
         imgui.set_next_window_size(imgui.ImVec2(520, 150), imgui.Cond_.first_use_ever)
         imgui.begin("Command log")
         now = time.time()
+        for rec in getattr(self.live.commands, "unresolved", ()):
+            imgui.text_colored(WARN, f"outcome unknown: {rec.get('device')} {rec.get('command')} "
+                                     f"({rec.get('state')} at {rec.get('time', '?')}, by {rec.get('user')}); "
+                                     "the viewer stopped before it was confirmed. Check the device.")  # fmt: skip
         flags = imgui.TableFlags_.row_bg | imgui.TableFlags_.scroll_y
         if imgui.begin_table("log", 5, flags):
             imgui.table_setup_column("state")

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from ..site.manifest import CommandArg, CommandSpec, Device, Site
-from .audit import AuditLog, default_audit_path, outcome_of
+from .audit import AuditLog, default_audit_path, iter_audit, outcome_of
 from .auth import ROLE_RANK, Principal, role_at_least
 from .interlock import Interlock, InterlockError
 
@@ -47,6 +47,8 @@ REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED = "refused", "rejected", "timed_ou
 STATES = (REQUESTED, SENT, ACKNOWLEDGED, CONFIRMED, REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED)
 FINAL = frozenset((CONFIRMED, REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED))
 MIN_EXPIRY_S = 1  # a command with less than this left is not sent any more
+UNKNOWN_OUTCOME = "outcome unknown"
+UNRESOLVED_SHOWN_S = 24 * 3600  # commands of a stopped run stay listed in the UI this long
 MAX_RESPONSE_BYTES = 64 * 1024
 
 
@@ -450,6 +452,7 @@ class CommandService:
         self._inbox: deque[tuple] = deque()
         self._interlocks: dict[tuple[str, str], Interlock | str] = {}
         self._sender: _Sender | None = None
+        self.unresolved: list[dict[str, Any]] = self._recover_unfinished()
         attach = getattr(transport, "attach", None)
         if callable(attach):
             attach(self)
@@ -583,6 +586,46 @@ class CommandService:
                 reported, quality = got if got is not None else (None, "missing")
                 out.append(DesiredValue(point, wanted, cmd.tolerance, reported, quality, cmd.id, cmd.command, cmd.state))
         return out
+
+    def _recover_unfinished(self) -> list[dict[str, Any]]:
+        """Commands a previous run left in flight: their outcome is unknown, and is said so.
+
+        A viewer that stopped after "sent" cannot know whether the device acted. Such
+        commands are not retried (that could actuate twice) nor called failed (they may
+        have worked): each gets one audit note "outcome unknown", and the UI lists those
+        of the last day.
+        """
+        last: dict[str, dict[str, Any]] = {}
+        reported: set[str] = set()
+        try:
+            for rec in iter_audit(self.audit.path):
+                cid = rec.get("id")
+                if not isinstance(cid, str) or rec.get("site") not in (None, self.site.name):
+                    continue
+                if rec.get("event", "transition") == "transition":
+                    last[cid] = rec
+                elif str(rec.get("reason", "")).startswith(UNKNOWN_OUTCOME):
+                    reported.add(cid)
+        except OSError:
+            self.counters["audit_errors"] += 1
+            return []
+        now = self.clock()
+        unresolved = [
+            rec for rec in last.values()
+            if rec.get("state") not in FINAL and now - float(rec.get("ts") or 0.0) < UNRESOLVED_SHOWN_S
+        ]  # fmt: skip
+        for rec in unresolved:
+            if rec["id"] in reported:
+                continue
+            note = {k: rec.get(k) for k in ("id", "state", "user", "role", "site", "device", "command", "args", "desired")}
+            note.update(ts=now, event="note", prev=None,
+                        reason=f"{UNKNOWN_OUTCOME}: the viewer stopped while this command was {rec.get('state')}; "
+                               "check the device before sending it again")  # fmt: skip
+            try:
+                self.audit.write(note)
+            except OSError:
+                self.counters["audit_errors"] += 1
+        return unresolved
 
     def close(self) -> None:
         """Stop the sender thread and close the audit log. In-flight commands stay as they are."""

@@ -96,6 +96,7 @@ class LiveSite:
         self._started = False
 
     def _wake(self) -> None:
+        """Called from I/O threads when data arrives: ask for a frame (rendercanvas only sets a flag)."""
         if not self._woken and self.on_data is not None:
             self._woken = True
             self.on_data()

@@ -108,7 +108,9 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
         live.attach(view)
         live.run_for(min(getattr(args, "wait", 0) or 3.0, 30.0))
         OffscreenView(view, (1280, 720), quality="high").save(out)
-        print(f"No display found (DISPLAY is not set): rendered a screenshot to {out}, and serving the live web view instead.")
+        why = "DISPLAY is not set" if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) else \
+            f"cannot open display {os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')}"
+        print(f"No display found ({why}): rendered a screenshot to {out}, and serving the live web view instead.")
         live.view = None  # the web loop drives it from here
         try:
             return _serve(loaded, live, args)

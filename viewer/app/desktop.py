@@ -179,13 +179,23 @@ class DesktopApp:
 
 
 def has_display() -> bool:
-    """True when a window can be opened (an X11 or Wayland display is set)."""
+    """True when a window can be opened: a display is named and glfw can actually open it."""
     import os
     import sys
+    import warnings
 
     if sys.platform in ("darwin", "win32"):
         return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    try:
+        import glfw
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return bool(glfw.init())  # idempotent; rendercanvas initialises glfw again
+    except Exception:
+        return False
 
 
 def run_desktop(view: SiteView, live: Any = None, size: tuple[int, int] = (1440, 900)) -> None:

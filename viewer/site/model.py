@@ -199,34 +199,57 @@ def _to_nodes(scene, path: Path, name: str, report: Progress) -> SiteModel:
             name=str(node_name), parent=None if parent in (None, base) else str(parent), world=np.eye(4)
         )
 
-    cache: dict[str, tuple] = {}
+    # Gather (node, world) per mesh first, then transform every instance of a mesh in one
+    # numpy call: sites reuse a few meshes across thousands of nodes.
+    instances: dict[str, list[tuple[str, np.ndarray]]] = {}
     geometry_nodes = list(graph.nodes_geometry)
     total = max(len(geometry_nodes), 1)
-    triangles = 0
     for i, node_name in enumerate(geometry_nodes):
         world, geom_name = graph[node_name]
+        instances.setdefault(geom_name, []).append((str(node_name), np.asarray(world, dtype=np.float64)))
+        if i % 1024 == 0:
+            report("placing", i / total)
+    triangles = 0
+    for geom_name, placed in instances.items():
         mesh = scene.geometry.get(geom_name)
         if mesh is None or not hasattr(mesh, "faces") or len(mesh.faces) == 0:
             continue
-        if geom_name not in cache:
-            cache[geom_name] = _mesh_arrays(mesh, name)
-        positions, normals, faces, colors = cache[geom_name]
-        world = np.asarray(world, dtype=np.float64)
-        world_pos = (positions @ world[:3, :3].T + world[:3, 3]).astype(np.float32)
-        normal_matrix = np.linalg.inv(world[:3, :3]).T if abs(np.linalg.det(world[:3, :3])) > 1e-12 else world[:3, :3]
-        world_normals = normals @ normal_matrix.T
-        lengths = np.linalg.norm(world_normals, axis=1, keepdims=True)
-        world_normals = (world_normals / np.where(lengths > 0, lengths, 1)).astype(np.float32)
-        node = nodes.setdefault(str(node_name), ModelNode(str(node_name), None, world))
-        node.world = world
-        node.geometry.append(NodeGeometry(world_pos, world_normals, faces, colors))
-        triangles += len(faces)
-        if i % 512 == 0:
-            report("building", i / total)
+        positions, normals, faces, colors = _mesh_arrays(mesh, name)
+        worlds = np.stack([w for _, w in placed])  # (K, 4, 4)
+        rot = worlds[:, :3, :3]
+        world_pos = (np.einsum("kij,vj->kvi", rot, positions) + worlds[:, None, :3, 3]).astype(np.float32)
+        world_nrm = _world_normals(normals, rot)
+        for k, (node_name, world) in enumerate(placed):
+            node = nodes.setdefault(node_name, ModelNode(node_name, None, world))
+            node.world = world
+            node.geometry.append(NodeGeometry(world_pos[k], world_nrm[k], faces, colors))
+        triangles += len(faces) * len(placed)
+        report("building", min(1.0, triangles / max(1, triangles + 1)))
     report("building", 1.0)
     if triangles == 0:
         raise ModelError("model has no triangle geometry", name)
     return SiteModel(path=path, nodes=nodes)
+
+
+def _world_normals(normals: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Normals (V, 3) through K node transforms (K, 3, 3) -> (K, V, 3) float32.
+
+    Uses the cofactor matrix (the inverse-transpose times the determinant, so no
+    inversion), sign-corrected for mirrored nodes, then renormalises.
+    """
+    a, b, c = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
+    d, e, f = m[:, 1, 0], m[:, 1, 1], m[:, 1, 2]
+    g, h, i = m[:, 2, 0], m[:, 2, 1], m[:, 2, 2]
+    cof = np.stack([
+        np.stack([e * i - f * h, f * g - d * i, d * h - e * g], axis=-1),
+        np.stack([c * h - b * i, a * i - c * g, b * g - a * h], axis=-1),
+        np.stack([b * f - c * e, c * d - a * f, a * e - b * d], axis=-1),
+    ], axis=1)  # fmt: skip
+    det = a * cof[:, 0, 0] + b * cof[:, 0, 1] + c * cof[:, 0, 2]
+    cof *= np.where(det < 0, -1.0, 1.0)[:, None, None]
+    out = np.einsum("kij,vj->kvi", cof, normals)
+    lengths = np.linalg.norm(out, axis=2, keepdims=True)
+    return (out / np.where(lengths > 0, lengths, 1)).astype(np.float32)
 
 
 def _mesh_arrays(mesh, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

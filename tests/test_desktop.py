@@ -136,3 +136,25 @@ def test_demo_stop_pump_closes_the_loop_through_the_simulator(tmp_path):
         assert refused.state == "refused"
     finally:
         live.stop()
+
+
+def test_orbiting_after_focus_turns_around_the_focused_device(app):
+    size = tuple(app.canvas.get_logical_size())
+    app.select_and_focus(4)
+    app.canvas.draw()
+    centre = app.view.geometry.device_centers[4][None]
+    before = app.view.project(centre, size)[0]
+    assert np.allclose(before, np.array(size) / 2, atol=3), before
+    x, y = size[0] / 2, size[1] / 2
+    start = np.array(app.view.camera.world.position)
+    pointer(app, "pointer_down", x, y)
+    for step in range(1, 6):
+        app.renderer.convert_event({"event_type": "pointer_move", "x": x + 30 * step, "y": y + 5 * step, "button": 0,
+                                    "buttons": (1,), "modifiers": (), "ntouches": 0, "touches": {},
+                                    "time_stamp": time.perf_counter()})
+    pointer(app, "pointer_up", x + 150, y + 25)
+    for _ in range(3):
+        app.canvas.draw()
+    after = app.view.project(centre, size)[0]
+    assert np.linalg.norm(np.array(app.view.camera.world.position) - start) > 0.5, "the drag orbited the camera"
+    assert np.allclose(after, np.array(size) / 2, atol=12), f"the focused device drifted to {after}"

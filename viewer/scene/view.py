@@ -50,13 +50,13 @@ def frame_site(camera: gfx.PerspectiveCamera, bounds: np.ndarray, site=None) -> 
     camera.depth_range = (radius / 200, radius * 20)
     if site is not None and site.camera_position and site.camera_target:
         camera.local.position = site.camera_position
-        camera.look_at(site.camera_target)
+        camera.show_pos(site.camera_target)
         return
     direction = np.array([0.9, 0.75, 1.1])
     direction /= np.linalg.norm(direction)
     distance = radius / np.tan(np.radians(camera.fov) / 2) * 0.9
     camera.local.position = tuple(center + direction * distance)
-    camera.look_at(tuple(center))
+    camera.show_pos(tuple(center))
 
 
 class SiteView:
@@ -126,7 +126,7 @@ class SiteView:
         norm = np.linalg.norm(direction)
         direction = direction / norm if norm > 0 else np.array([0.6, 0.6, 0.6])
         self.camera.local.position = tuple(center + direction * size * 3.0)
-        self.camera.look_at(tuple(center))
+        self.camera.show_pos(tuple(center))
 
     def project(self, world_points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         """World points (K, 3) to pixel coordinates (K, 2), origin top-left; NaN behind the camera."""

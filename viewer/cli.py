@@ -131,6 +131,8 @@ def _serve(loaded, live, args) -> int:
     from twinview.web.assets import MissingThree
     from twinview.web.serve import serve
 
+    if args.host in ("127.0.0.1", "localhost", "::1"):
+        print("for headsets on your network: --host 0.0.0.0, behind a TLS proxy (WebXR needs https off localhost)")
     try:
         return serve(
             loaded, live, host=args.host, port=args.port,

@@ -866,19 +866,23 @@ class Simulator(Connector):
         return {"id": cid, "status": "accepted" if ok else "rejected", "reason": reason}
 
     def publish(self, topic: str, payload: bytes, **options: Any) -> bool:
-        """Commands in the MQTT device contract, in process: topic '{prefix}/{device}/cmd'.
+        """Commands in the MQTT device contract, in process: '{prefix}/{device}/cmd/{command}'.
 
         The answer goes to `on_response(topic, payload)` when set: options'
-        response_topic, else '{prefix}/{device}/cmd/response'. Returns True (delivered).
+        response_topic, else '{prefix}/{device}/cmd_response'. Returns True (delivered).
         """
         parts = topic.rstrip("/").split("/")
-        if len(parts) < 2 or parts[-1] != "cmd":
+        if len(parts) >= 3 and parts[-2] == "cmd":
+            device_id, prefix = parts[-3], parts[:-3]
+        elif len(parts) >= 2 and parts[-1] == "cmd":  # the command named only in the payload
+            device_id, prefix = parts[-2], parts[:-2]
+        else:
             raise ValueError(f"not a command topic: {topic!r}")
-        device_id = parts[-2]
         answer = self.execute(device_id, payload)
         hook = self.on_response
         if hook is not None:
-            hook(options.get("response_topic") or f"{topic.rstrip('/')}/response", json.dumps(answer).encode())
+            fallback = "/".join([*prefix, device_id, "cmd_response"])
+            hook(options.get("response_topic") or fallback, json.dumps(answer).encode())
         return True
 
     def _generic_command(self, device_id: str, name: str, args: dict) -> tuple[bool, str]:

@@ -138,10 +138,12 @@ def test_command_messages_in_the_device_contract(plant):
     answers: list = []
     sim.on_response = lambda topic, payload: answers.append((topic, json.loads(payload)))
     body = {"id": "c-1", "device": "P-101", "command": "stop", "args": {}, "expires_at": 4e9}
-    assert sim.publish("plant/P-101/cmd", json.dumps(body).encode(), response_topic="r/1")
+    assert sim.publish("plant/P-101/cmd/stop", json.dumps(body).encode(), response_topic="r/1")
     assert answers[-1] == ("r/1", {"id": "c-1", "status": "accepted", "reason": "stopping"})
-    sim.publish("plant/P-101/cmd", json.dumps({**body, "id": "c-2", "expires_at": 1.0}).encode())
-    assert answers[-1] == ("plant/P-101/cmd/response", {"id": "c-2", "status": "rejected", "reason": "expired before it arrived"})
+    sim.publish("plant/P-101/cmd/stop", json.dumps({**body, "id": "c-2", "expires_at": 1.0}).encode())
+    assert answers[-1] == ("plant/P-101/cmd_response", {"id": "c-2", "status": "rejected", "reason": "expired before it arrived"})
+    with pytest.raises(ValueError):
+        sim.publish("plant/P-101/telemetry", json.dumps(body).encode())
     sim.publish("plant/P-101/cmd", b"[[[")
     assert answers[-1][1]["status"] == "rejected"
     sim.publish("plant/P-101/cmd", json.dumps({**body, "id": "c-3", "device": "P-102"}).encode())

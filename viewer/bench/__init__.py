@@ -75,4 +75,8 @@ def run_bench(args) -> int:
                 bench_web = None
             if bench_web is not None:
                 bench_web(workdir, sizes)
+        if not only or "history" in only:
+            from .history import bench_history_from_env
+
+            bench_history_from_env(workdir)
     return 0

@@ -161,7 +161,6 @@ class SegmentStore:
         self._ckpts: list[tuple[int, float, Path]] = []
         self._local = threading.local()
         self.received = 0
-        self.written = 0
         self._closed = False
         self._error: BaseException | None = None
         if readonly:
@@ -177,6 +176,7 @@ class SegmentStore:
         self._seq = max([*self._blocks, -1]) + 1
         self._pending: list[tuple] = []
         self._pending_n = 0
+        self._tspan = (math.inf, -math.inf)
         self._started = time.monotonic()
         self._sealed: dict[int, tuple] = {}
         self._fd = self._open_wal(self._seq)
@@ -215,12 +215,16 @@ class SegmentStore:
         while view:
             k = os.write(self._fd, view)
             view = view[k:]
+        tmin, tmax = float(t.min()), float(t.max())
         with self._lock:
             self._pending.append((ids.copy(), t.copy(), v.copy(), q.copy()))
             self._pending_n += n
             self.received += n
-            self.written += n
-        if self._pending_n >= self.block_samples or time.monotonic() - self._started >= self.block_seconds:
+            self._tspan = (min(self._tspan[0], tmin), max(self._tspan[1], tmax))
+        # a block holds at most block_samples, and at most block_seconds of wall time or of sample time
+        # (the same thing live; when replaying a recording faster than real time, the latter)
+        if (self._pending_n >= self.block_samples or time.monotonic() - self._started >= self.block_seconds
+                or self._tspan[1] - self._tspan[0] >= self.block_seconds):
             self._rotate()
 
     def _open_wal(self, seq: int) -> int:
@@ -240,6 +244,7 @@ class SegmentStore:
             batch = _concat(self._pending)
             self._sealed[seq] = batch
             self._pending, self._pending_n = [], 0
+            self._tspan = (math.inf, -math.inf)
             self._seq += 1
             self._fd = self._open_wal(self._seq)
             self._started = time.monotonic()

@@ -1,0 +1,42 @@
+"""Shared helpers for the history tests: simulated telemetry and brute-force answers to compare with."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+
+@lru_cache(maxsize=None)
+def demo_batches(seconds: float = 300.0, step: float = 0.5):
+    """(names, batches) of the demo plant's simulator, `seconds` of simulated time."""
+    from twinview.cli import demo_site_path
+    from twinview.history.simdata import simulated_batches
+    from twinview.site.manifest import load_manifest
+
+    site, _ = load_manifest(demo_site_path())
+    names, batches = simulated_batches(site, seconds, step=step)
+    return tuple(names), tuple(batches)
+
+
+def concat(batches):
+    return tuple(np.concatenate(c) for c in zip(*batches))
+
+
+def brute_state(batches, at: float) -> dict[int, tuple[float, float, int]]:
+    """Point -> (t, v, q) of the last sample at or before `at` (the later one wins a tie)."""
+    ids, t, v, q = concat(batches)
+    last: dict[int, tuple[float, float, int]] = {}
+    for i, tt, vv, qq in zip(ids.tolist(), t.tolist(), v.tolist(), q.tolist()):
+        if tt <= at and (i not in last or tt >= last[i][0]):
+            last[i] = (tt, vv, qq)
+    return last
+
+
+def assert_state_equals(state, want: dict) -> None:
+    assert state.ids.tolist() == sorted(want), "points with a value at T"
+    for k, pid in enumerate(state.ids.tolist()):
+        tt, vv, qq = want[pid]
+        assert state.t[k] == tt, (pid, state.t[k], tt)
+        assert np.array_equal(np.float64(state.v[k]).view(np.int64), np.float64(vv).view(np.int64)), (pid, state.v[k], vv)
+        assert state.q[k] == qq, pid

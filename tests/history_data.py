@@ -40,3 +40,13 @@ def assert_state_equals(state, want: dict) -> None:
         assert state.t[k] == tt, (pid, state.t[k], tt)
         assert np.array_equal(np.float64(state.v[k]).view(np.int64), np.float64(vv).view(np.int64)), (pid, state.v[k], vv)
         assert state.q[k] == qq, pid
+
+
+def step_batch(k: int, points: int = 300, start: float = 1_767_225_600.0):
+    """Batch number k of a deterministic recording (any process can regenerate it)."""
+    rng = np.random.default_rng(k)
+    ids = rng.choice(points, size=points // 3, replace=False).astype(np.int32)
+    t = np.full(ids.size, round(start + k * 0.1, 3))
+    v = np.round(50 + 10 * np.sin(k / 50 + ids) + rng.normal(0, 0.2, ids.size), 2)
+    q = np.where(rng.random(ids.size) < 0.02, 3, 0).astype(np.uint8)
+    return ids, t, v, q

@@ -5,11 +5,13 @@ Data: the project's plant simulator over a generated site (76,000 devices, about
 needed), and for the 30-day chart a 20-device site simulated for 30 days at one
 step a minute. Each candidate runs in its own writer process:
 
-- ingest: the writer appends the batches as fast as it can while this process
+- ingest: the writer appends the batches as fast as it can (and reports its CPU time,
+  to show what recording 100,000 samples/s costs a viewer on the same machine) while this process
   (another process, as the CLI or a second viewer would be) reads the latest
   state every half second; samples/s counts until everything is durable;
   written / received compares what the reopened store holds with what was sent.
-- bytes/sample: the store's folder after a clean close, over the samples in it.
+- bytes/sample: an hour of a 2,000-device site (about 2,600 points, each every ~10 s),
+  the store's folder after a clean close over the samples in it.
 - state at T: the last value at or before T of every point (median of 3, warm).
 - 30-day chart: one point over 30 days as at most 1000 buckets (median of 3, warm).
 - kill -9: a writer paced at 100,000 samples/s is killed with SIGKILL; the store
@@ -59,18 +61,25 @@ def _load(path: Path):
     return names, batches
 
 
-def prepare(workdir: Path, devices: int) -> tuple[Path, Path]:
+def prepare(workdir: Path, devices: int) -> tuple[Path, Path, Path]:
     from twinview.history.simdata import simulated_batches, synthetic_site
 
     live = workdir / f"history-live-{devices}.npz"
     if not live.exists():
         site = synthetic_site(workdir, devices)
         _save(live, *simulated_batches(site, PASS_SECONDS, step=0.1))
+    hour = workdir / "history-hour.npz"
+    if not hour.exists():
+        site = synthetic_site(workdir, 2000)
+        _save(hour, *simulated_batches(site, 3600.0, step=0.5))
     month = workdir / "history-month.npz"
     if not month.exists():
         site = synthetic_site(workdir, 20)
-        _save(month, *simulated_batches(site, 30 * 86400.0, step=60.0))
-    return live, month
+        names, batches = simulated_batches(site, 30 * 86400.0, step=60.0)
+        # one batch per simulated hour: the history is what is measured here, not 43,200 tiny transactions
+        _save(month, names, [tuple(np.concatenate(c) for c in zip(*batches[k : k + 60]))
+                             for k in range(0, len(batches), 60)])
+    return live, hour, month
 
 
 # --- worker side ------------------------------------------------------------------------------
@@ -100,13 +109,14 @@ def worker_ingest(kind: str, store: str, data: str, total: int, block_seconds: f
     s = _open(kind, store, **options)
     ids = s.ids(names)
     received = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i, t, v, q in _replay(batches, total):
         s.append(ids[i], t, v, q)
         received += i.size
     s.flush()
     s.close()
-    return {"received": received, "seconds": time.perf_counter() - t0}
+    # process_time counts every thread of this process: append and the background compactor
+    return {"received": received, "seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
 
 
 def worker_paced(kind: str, store: str, data: str) -> None:
@@ -171,6 +181,15 @@ class _Reader:
             self.why = f"{type(e).__name__}: {e}"[:80]
 
 
+def _size_parts(root: Path) -> dict:
+    from twinview.history.segments import disk_bytes
+
+    blocks = disk_bytes(root / "blocks") + disk_bytes(root / "ckpt") + disk_bytes(root / "wal")
+    names = (root / "points.tsv").stat().st_size
+    total = disk_bytes(root)
+    return {"blocks": blocks, "rollups": total - blocks - names, "names": names}
+
+
 def _median_ms(fn, runs: int = 3) -> float:
     fn()  # warm
     times = []
@@ -220,7 +239,7 @@ def _kill_test(kind: str, store: Path, data: Path, seconds: float = 4.0) -> dict
 def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000,
                   candidates=CANDIDATES) -> dict:
     t_prep = time.perf_counter()
-    live, month = prepare(workdir, devices)
+    live, hour, month = prepare(workdir, devices)
     prep_s = time.perf_counter() - t_prep
     names, batches = _load(live)
     npoints = len(names)
@@ -232,16 +251,25 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
         ing = _ingest_with_reader(kind, store, live, samples)
         s = _open(kind, str(store), readonly=True)
         st = s.stats()
+        # size: an hour of a 2,000-device site (about 2,600 points every ~10 s), as stored after a clean close
+        hstore = base / "hour"
+        hnames, hbatches = _load(hour)
+        _ingest_with_reader(kind, hstore, hour, sum(b[0].size for b in hbatches))
+        h = _open(kind, str(hstore), readonly=True)
+        hst = h.stats()
+        parts = _size_parts(hstore) if kind == "segments" else None
+        if hasattr(h, "close"):
+            h.close()
         passes = samples / sum(b[0].size for b in batches)
         at = start + PASS_SECONDS * passes / 2
         state = s.state_at(at)
         state_ms = _median_ms(lambda: s.state_at(at))
         if hasattr(s, "close"):
             s.close()
-        # 30-day chart: the month set, written as the store would have compacted it (hour blocks)
+        # 30-day chart: the month set
         mstore = base / "month"
         mnames, mbatches = _load(month)
-        _ingest_with_reader(kind, mstore, month, sum(b[0].size for b in mbatches), 3600.0)
+        _ingest_with_reader(kind, mstore, month, sum(b[0].size for b in mbatches))
         m = _open(kind, str(mstore), readonly=True)
         pid = int(m.ids([mnames[1]])[0])
         t1 = float(mbatches[-1][1][-1])
@@ -253,7 +281,9 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
         kill = _kill_test(kind, base / "kill", live)
         results[kind] = {
             "rate": ing["received"] / ing["seconds"], "received": ing["received"], "written": st.written,
-            "bytes": st.bytes / max(st.written, 1), "state_ms": state_ms, "state_points": len(state),
+            "core_share": ing["cpu_s"] / ing["received"] * TARGETS["ingest"],
+            "bytes": hst.bytes / max(hst.written, 1), "size_samples": hst.written, "size_parts": parts,
+            "live_bytes": st.bytes / max(st.written, 1), "state_ms": state_ms, "state_points": len(state),
             "chart_ms": chart_ms, "chart_buckets": len(chart), "chart_level": chart.level,
             "reads": ing["reads"] + kill["reads"], "read_failures": ing["read_failures"] + kill["read_failures"],
             "read_error": ing["read_error"],
@@ -263,18 +293,26 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
     for kind, r in results.items():
         reads = f"{r['reads']} ok" if not r["read_failures"] else f"{r['reads']} ok, {r['read_failures']} refused"
         rows.append([
-            kind + (" (default)" if kind == "segments" else ""), f"{r['rate']:,.0f}",
+            kind + (" (default)" if kind == "segments" else ""), f"{r['rate']:,.0f}", f"{r['core_share']:.0%}",
             f"{r['written']:,} / {r['received']:,}", f"{r['bytes']:.2f}",
             f"{r['state_ms']:.0f} ({r['state_points']:,} pts)", f"{r['chart_ms']:.1f} ({r['chart_level']})", reads,
             f"{r['kill_lost']:,} of {r['kill_expected']:,}",
         ])
     print_table(
         f"History store candidates ({npoints:,} points, {samples:,} simulated samples; data prepared in {prep_s:.0f} s)",
-        ["store", "ingest samples/s", "written / received", "bytes/sample", "state at T ms", "30-day chart ms",
+        ["store", "ingest samples/s", "CPU at 100k/s", "written / received", "bytes/sample", "state at T ms", "30-day chart ms",
          "reads by another process while writing", "lost after kill -9 (older than 1 s)"],
         rows,
     )
+    print("CPU at 100k/s: the writer process's CPU time (all threads) per 100,000 samples, as a share of one core:\n"
+          "what recording costs a viewer that ingests 100,000 samples/s on the same machine.")
     seg = results.get("segments")
+    if seg and seg["size_parts"]:
+        n = seg["size_samples"]
+        print(f"bytes/sample: an hour of {len(_load(hour)[0]):,} points ({n:,} samples) after a clean close; "
+              "segments: " + ", ".join(f"{k} {v / n:.2f}" for k, v in seg["size_parts"].items()) +
+              f"; on the {npoints:,}-point set, {seg['live_bytes']:.2f} (200 s of data: names and rollup rows not yet "
+              "amortized)")
     if seg:
         checks = [
             ("ingest >= 100,000 samples/s", seg["rate"] >= TARGETS["ingest"]),

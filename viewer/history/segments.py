@@ -128,7 +128,7 @@ class SegmentStore:
     kind = "segments"
 
     def __init__(self, root: str | Path, *, readonly: bool = False, retention: Retention | None = None,
-                 block_samples: int = 1_000_000, block_seconds: float = 60.0, fsync_interval: float = 0.5,
+                 block_samples: int = 1_000_000, block_seconds: float = 600.0, fsync_interval: float = 0.5,
                  checkpoint_every: int = 8, maintenance_interval: float = 10.0, clock=time.time):
         self.root = Path(root)
         self.readonly = readonly

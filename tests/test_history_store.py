@@ -251,3 +251,17 @@ def test_retention_from_a_manifest_and_default_location(tmp_path, monkeypatch):
     assert default_store_path("Water plant/1") == tmp_path / "state" / "twinview" / "Water_plant_1" / "history"
     monkeypatch.setenv("TWINVIEW_STORE", str(tmp_path / "elsewhere"))
     assert default_store_path("x") == Path(tmp_path / "elsewhere")
+
+
+def test_recorder_maps_runtime_indices_to_stable_ids(tmp_path):
+    from twinview.history.recorder import Recorder
+
+    with SegmentStore(tmp_path / "h") as store:
+        rec = Recorder(store, ["A/x", "B/x", "C/x"])
+        rec.record([0, 2], [10.0, 10.0], [1.0, 3.0], [0, 0])
+        rec.remap(["C/x", "D/x", "A/x"])  # manifest edited: B gone, D new, order changed
+        rec.record([0, 1, 2], [20.0] * 3, [30.0, 40.0, 10.0], [0, 0, 0])
+        st = store.state_at(100.0)
+        assert dict(zip(store.point_names(st.ids), st.v.tolist())) == {"A/x": 10.0, "C/x": 30.0, "D/x": 40.0}
+        raw = store.series(store.ids(["A/x"])[0], 0, 100, level="raw")
+        assert raw.v.tolist() == [1.0, 10.0]

@@ -123,7 +123,7 @@ def run_history_cli(args) -> int:
             t1 = parse_since(args.until, now) if args.until else now
             rows = []
             for pid, name in points:
-                rows += series_rows(name, store.series(pid, t0, t1, max_points=args.max_points))
+                rows += series_rows(name, store.series(pid, t0, t1, max_points=args.max_points, level=args.level))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -160,6 +160,8 @@ def add_history_parser(sub) -> None:
     p.add_argument("--at", help="instead of a range: every point's last value at or before this time")
     p.add_argument("--max-points", type=int, default=100_000,
                    help="at most this many rows per point; more become min/max/mean buckets (default 100000)")
+    p.add_argument("--level", choices=("auto", "raw", "rollup"), default="auto",
+                   help="raw samples, 10-minute rollups, or auto: raw unless the range is long (default)")
     p.add_argument("--format", choices=("csv", "json", "parquet"), default="csv",
                    help="csv (default), json (one object per line) or parquet (needs pyarrow and --out)")
     p.add_argument("--out", metavar="FILE", help="write here instead of standard output")

@@ -202,9 +202,9 @@ class PostgresStore:
     def latest(self, ids=None) -> State:
         return self.state_at(math.inf, ids)
 
-    def series(self, point: int, t0: float, t1: float, max_points: int = 1000):
+    def series(self, point: int, t0: float, t1: float, max_points: int = 1000, level: str = "auto"):
         point = int(point)
-        if t1 - t0 <= RAW_SECONDS:
+        if level == "raw" or (level == "auto" and t1 - t0 <= RAW_SECONDS):
             rows = self.db.execute(
                 "SELECT extract(epoch FROM t)::double precision, v, q FROM twinview_samples "
                 "WHERE point_id = %s AND t >= to_timestamp(%s) AND t <= to_timestamp(%s) ORDER BY t",

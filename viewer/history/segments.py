@@ -529,13 +529,16 @@ class SegmentStore:
     def latest(self, ids=None) -> State:
         return self.state_at(math.inf, ids)
 
-    def series(self, point: int, t0: float, t1: float, max_points: int = 1000) -> Series:
-        """One point over [t0, t1]: raw samples when few blocks hold them, else the stored rollups."""
+    def series(self, point: int, t0: float, t1: float, max_points: int = 1000, level: str = "auto") -> Series:
+        """One point over [t0, t1]: raw samples when few blocks hold them, else the stored rollups.
+
+        level "raw" or "rollup" forces one (an export wants raw whatever the range)."""
         point = int(point)
         blocks, _, tail = self._snapshot()
         hits = sorted(s for s, (a, b, _) in blocks.items() if a <= t1 and b >= t0)
         raw_cut, _ = self._retention.cutoffs(self.clock())
-        if len(hits) <= RAW_BLOCK_LIMIT and (raw_cut is None or t0 >= raw_cut):
+        auto = len(hits) <= RAW_BLOCK_LIMIT and (raw_cut is None or t0 >= raw_cut)
+        if level == "raw" or (level == "auto" and auto):
             parts = []
             bucket = point >> codec.BUCKET_SHIFT
             for seq in hits:

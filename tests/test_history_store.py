@@ -189,7 +189,8 @@ def _days(store, names, now, days, step=600.0):
 
 def test_retention_drops_what_is_due_and_nothing_else_while_ingest_goes_on(tmp_path):
     now = 1_767_225_600.0 + 100 * DAY
-    store = SegmentStore(tmp_path / "h", block_seconds=DAY / 2, clock=lambda: now, maintenance_interval=1e9)
+    store = SegmentStore(tmp_path / "h", block_seconds=DAY / 2, clock=lambda: now, maintenance_interval=1e9,
+                         checkpoint_every=3)
     ids, t = _days(store, ["A/x", "B/x"], now, 10)
     store.flush()
     before = store.series(int(ids[0]), now - 10 * DAY, now, max_points=10**6)
@@ -219,6 +220,8 @@ def test_retention_drops_what_is_due_and_nothing_else_while_ingest_goes_on(tmp_p
     raw = store.series(int(ids[0]), raw_cut, now - 1, max_points=10**6)
     assert raw.level == "raw" and np.array_equal(raw.t, t[t >= raw_cut])
     assert len(store.state_at(raw_cut - 1)) == 0
+    ckpts = list((tmp_path / "h" / "ckpt").glob("*.tvb"))
+    assert ckpts and all(int(f.stem.split("-")[2]) / 1000 >= raw_cut for f in ckpts)
     assert_state_equals(store.state_at(raw_cut + DAY), {int(p): (float(t[t <= raw_cut + DAY][-1]),
                         float(np.round(np.sin(t[t <= raw_cut + DAY][-1] / 7200) + k, 3)), 0)
                         for k, p in enumerate(ids)})

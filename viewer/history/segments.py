@@ -6,7 +6,7 @@ Layout of a store folder (one per site):
     store.toml          retention settings (optional)
     wal/<seq>.wal       write-ahead files: every append() is one CRC'd record
     blocks/<seq>-<tmin_ms>-<tmax_ms>.tvb   sealed, compressed blocks (see codec.py)
-    ckpt/<seq>-<horizon_ms>.tvb            the state of every point after block <seq>
+    ckpt/<seq>-<horizon_ms>-<tmin_ms>.tvb  the state of every point after block <seq>
     rollups.db          10-minute min/max/sum/count per point (SQLite, WAL mode)
     LOCK                held (flock) by the one writer
 
@@ -158,7 +158,7 @@ class SegmentStore:
         self._lock = threading.Lock()  # guards the in-memory index and the unsealed batches
         self._maint = threading.Lock()  # one block-file mutation at a time (sealing, retention)
         self._blocks: dict[int, tuple[float, float, Path]] = {}
-        self._ckpts: list[tuple[int, float, Path]] = []
+        self._ckpts: list[tuple[int, float, Path, float]] = []
         self._local = threading.local()
         self.received = 0
         self._closed = False
@@ -234,7 +234,9 @@ class SegmentStore:
 
     def _rotate(self) -> None:
         """Seal the current write-ahead file and hand it to the compactor; start the next one."""
-        self._space.acquire()  # back-pressure: at most MAX_BACKLOG sealed files in memory
+        while not self._space.acquire(timeout=0.5):  # back-pressure: at most MAX_BACKLOG sealed files in memory
+            if self._error is not None:
+                raise RuntimeError("history compactor failed") from self._error
         with self._lock:
             if not self._pending:
                 self._space.release()
@@ -358,7 +360,7 @@ class SegmentStore:
         if len(st) == 0:
             return
         data = codec.encode_block(st.ids, st.t, st.v, st.q, {"seq": self._state_seq, "horizon": self._horizon})
-        name = f"{self._state_seq:010d}-{_ms_ceil(self._horizon)}.tvb"
+        name = f"{self._state_seq:010d}-{_ms_ceil(self._horizon)}-{_ms_floor(float(st.t.min()))}.tvb"
         tmp = self.ckpt_dir / (name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(data)
@@ -366,7 +368,8 @@ class SegmentStore:
             os.fsync(f.fileno())
         os.replace(tmp, self.ckpt_dir / name)
         with self._lock:
-            self._ckpts.append((self._state_seq, _ms_ceil(self._horizon) / 1000.0, self.ckpt_dir / name))
+            self._ckpts.append((self._state_seq, _ms_ceil(self._horizon) / 1000.0, self.ckpt_dir / name,
+                                _ms_floor(float(st.t.min())) / 1000.0))
             self._ckpts.sort()
         self._since_ckpt = 0
 
@@ -429,12 +432,14 @@ class SegmentStore:
             old = blocks.get(seq)
             if old is None or tmin > old[0]:  # a retention rewrite of the same block: the newer one
                 blocks[seq] = (tmin, int(tmax_s) / 1000.0, Path(e.path))
-        ckpts = []
+        by_seq: dict[int, tuple] = {}
         for e in os.scandir(self.ckpt_dir) if self.ckpt_dir.exists() else ():
             if e.name.endswith(".tvb"):
-                seq_s, h_s = e.name[:-4].split("-")
-                ckpts.append((int(seq_s), int(h_s) / 1000.0, Path(e.path)))
-        ckpts.sort()
+                seq_s, h_s, tmin_s = e.name[:-4].split("-")
+                c = (int(seq_s), int(h_s) / 1000.0, Path(e.path), int(tmin_s) / 1000.0)
+                if c[0] not in by_seq or c[3] > by_seq[c[0]][3]:  # a retention rewrite: the newer one
+                    by_seq[c[0]] = c
+        ckpts = sorted(by_seq.values())
         with self._lock:
             self._blocks, self._ckpts = blocks, ckpts
 
@@ -459,7 +464,7 @@ class SegmentStore:
     def _load_state(self) -> None:
         start = -1
         if self._ckpts:
-            seq, horizon, path = self._ckpts[-1]
+            seq, horizon, path, _ = self._ckpts[-1]
             ids, t, v, q = codec.Block(path.read_bytes()).anchors()
             self._state.merge(ids, t, v, q, unique=True)
             self._horizon, self._state_seq, start = horizon, seq, seq
@@ -504,7 +509,7 @@ class SegmentStore:
         start = -1
         usable = [c for c in ckpts if c[1] <= at]
         if usable:
-            seq, _, path = usable[-1]
+            seq, _, path, _ = usable[-1]
             try:
                 lv.merge(*codec.Block(path.read_bytes()).anchors(), unique=True)
                 start = seq
@@ -617,17 +622,24 @@ class SegmentStore:
                 with self._lock:
                     ckpts = list(self._ckpts)
                 kept = []
-                for seq, horizon, path in ckpts:
+                for c in ckpts:
+                    seq, horizon, path, tmin = c
                     if horizon < raw_cut:
                         path.unlink(missing_ok=True)
                         continue
+                    if tmin >= raw_cut:  # nothing in it is due
+                        kept.append(c)
+                        continue
                     ids, t, v, q = codec.Block(path.read_bytes()).anchors()
                     keep = t >= raw_cut
-                    if not keep.all():
-                        tmp = path.with_name(path.name + ".tmp")
-                        tmp.write_bytes(codec.encode_block(ids[keep], t[keep], v[keep], q[keep], {"seq": seq}))
-                        os.replace(tmp, path)
-                    kept.append((seq, horizon, path))
+                    new_tmin = float(t[keep].min()) if keep.any() else horizon
+                    new = self.ckpt_dir / f"{seq:010d}-{_ms_ceil(horizon)}-{_ms_floor(new_tmin)}.tvb"
+                    tmp = new.with_name(new.name + ".tmp")
+                    tmp.write_bytes(codec.encode_block(ids[keep], t[keep], v[keep], q[keep], {"seq": seq}))
+                    os.replace(tmp, new)
+                    if new != path:
+                        path.unlink(missing_ok=True)
+                    kept.append((seq, horizon, new, _ms_floor(new_tmin) / 1000.0))
                 with self._lock:
                     self._ckpts = kept
                 self._state.drop_before(raw_cut)

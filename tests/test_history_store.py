@@ -16,7 +16,7 @@ from history_data import assert_state_equals, brute_state, concat, demo_batches
 from twinview.history import Retention, SegmentStore, StoreLocked, default_store_path, open_store
 from twinview.history import segments as seg_mod
 from twinview.history.api import DAY, GOOD, ROLLUP_SECONDS
-from twinview.history.config import retention_from_manifest
+from twinview.history.config import retention_for_site, retention_from_manifest
 
 
 def _fill(store, names, batches):
@@ -243,7 +243,16 @@ def test_retention_drops_what_is_due_and_nothing_else_while_ingest_goes_on(tmp_p
     again.close()
 
 
-def test_retention_from_a_manifest_and_default_location(tmp_path, monkeypatch):
+def test_retention_from_the_site_folder_and_default_location(tmp_path, monkeypatch):
+    (tmp_path / "site.toml").write_text("[site]\nname = 'x'\n")
+    assert retention_for_site(tmp_path) is None
+    (tmp_path / "history.toml").write_text("[retention]\nraw_days = 14\nrollup_days = 400\n")
+    assert retention_for_site(tmp_path) == Retention(14.0, 400.0)
+    with SegmentStore(tmp_path / "h", retention=retention_for_site(tmp_path)):
+        pass
+    with SegmentStore(tmp_path / "h") as again:  # the store keeps it
+        assert again.retention_policy == Retention(14.0, 400.0)
+    (tmp_path / "history.toml").unlink()
     (tmp_path / "site.toml").write_text("[site]\nname = 'x'\n\n[history]\nraw_days = 14\nrollup_days = 400\n")
     assert retention_from_manifest(tmp_path) == Retention(14.0, 400.0)
     (tmp_path / "site.toml").write_text("[history]\nraw_days = -1\n")

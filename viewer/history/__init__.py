@@ -20,13 +20,14 @@ import re
 from pathlib import Path
 
 from .api import BAD, GOOD, NO_DATA, OFFLINE, STALE, Retention, Series, State, Stats
+from .config import retention_for_site
 from .segments import SegmentStore, StoreLocked
 
 STORE_ENV = "TWINVIEW_STORE"
 
 __all__ = [
     "open_store", "default_store_path", "SegmentStore", "StoreLocked", "State", "Series", "Retention", "Stats",
-    "GOOD", "NO_DATA", "STALE", "BAD", "OFFLINE", "is_url",
+    "GOOD", "NO_DATA", "STALE", "BAD", "OFFLINE", "is_url", "retention_for_site",
 ]
 
 

@@ -85,7 +85,7 @@ def write_rows(rows: list[dict], fmt: str, out) -> None:
 def run_history_cli(args) -> int:
     from twinview.twin.audit import parse_since
 
-    from .config import retention_from_manifest
+    from .config import retention_for_site
 
     site_key = args.site_key
     retention = None
@@ -97,7 +97,7 @@ def run_history_cli(args) -> int:
             print(f"error: cannot read the manifest of {args.site}", file=sys.stderr)
             return 2
         site_key = site.name
-        retention = retention_from_manifest(Path(args.site))
+        retention = retention_for_site(Path(args.site))
     if site_key is None:
         print("error: give a SITE folder or --site-key", file=sys.stderr)
         return 2

@@ -1,11 +1,14 @@
-"""Retention settings: store.toml in the store folder, or [history] in a site's manifest.
+"""Retention settings, in the store folder (store.toml) or beside the site's manifest (history.toml).
 
     [retention]
     raw_days = 30        # raw samples
     rollup_days = 730    # 10-minute rollups (min/max/mean/count)
 
-Either may be left out: kept forever. A site manifest (site.toml) may carry the
-same keys in a [history] table; `twinview` passes them to the store it opens.
+Either may be left out: kept forever. A site folder's history.toml is reviewed
+and versioned with the manifest; whoever opens the store for that site passes
+it on (open_store(..., retention=retention_for_site(site_dir))), and the store
+saves it in its own store.toml. The manifest schema does not (yet) accept a
+[history] table; retention_from_manifest reads one if it ever does.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from .api import Retention
 
 CONFIG_NAME = "store.toml"
+SITE_CONFIG_NAME = "history.toml"
 
 
 def _days(raw, where: str) -> float | None:
@@ -64,3 +68,13 @@ def retention_from_manifest(site_dir: Path) -> Retention | None:
     if not isinstance(table, dict):
         return None
     return retention_from_table(table, f"{path} [history]")
+
+
+def retention_for_site(site_dir: Path) -> Retention | None:
+    """The site's retention: history.toml [retention] beside the manifest, else a [history] table in it."""
+    path = Path(site_dir) / SITE_CONFIG_NAME
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return retention_from_manifest(site_dir)
+    return retention_from_table(data.get("retention", {}), f"{path} [retention]")

@@ -61,20 +61,20 @@ def _load(path: Path):
     return names, batches
 
 
-def prepare(workdir: Path, devices: int) -> tuple[Path, Path, Path]:
+def prepare(workdir: Path, devices: int, size_devices: int = 2000, month_devices: int = 20) -> tuple[Path, Path, Path]:
     from twinview.history.simdata import simulated_batches, synthetic_site
 
     live = workdir / f"history-live-{devices}.npz"
     if not live.exists():
         site = synthetic_site(workdir, devices)
         _save(live, *simulated_batches(site, PASS_SECONDS, step=0.1))
-    hour = workdir / "history-hour.npz"
+    hour = workdir / f"history-hour-{size_devices}.npz"
     if not hour.exists():
-        site = synthetic_site(workdir, 2000)
+        site = synthetic_site(workdir, size_devices)
         _save(hour, *simulated_batches(site, 3600.0, step=0.5))
-    month = workdir / "history-month.npz"
+    month = workdir / f"history-month-{month_devices}.npz"
     if not month.exists():
-        site = synthetic_site(workdir, 20)
+        site = synthetic_site(workdir, month_devices)
         names, batches = simulated_batches(site, 30 * 86400.0, step=60.0)
         # one batch per simulated hour: the history is what is measured here, not 43,200 tiny transactions
         _save(month, names, [tuple(np.concatenate(c) for c in zip(*batches[k : k + 60]))
@@ -237,9 +237,14 @@ def _kill_test(kind: str, store: Path, data: Path, seconds: float = 4.0) -> dict
 
 
 def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000,
-                  candidates=CANDIDATES) -> dict:
+                  candidates=CANDIDATES, size_devices: int = 2000, month_devices: int = 20) -> dict:
+    try:
+        import duckdb  # noqa: F401
+    except ImportError:
+        print("history: duckdb is not installed (pip install 'twinview[history-bench]'); measuring without it")
+        candidates = [c for c in candidates if c != "duckdb"]
     t_prep = time.perf_counter()
-    live, hour, month = prepare(workdir, devices)
+    live, hour, month = prepare(workdir, devices, size_devices, month_devices)
     prep_s = time.perf_counter() - t_prep
     names, batches = _load(live)
     npoints = len(names)
@@ -335,10 +340,14 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
 
 
 def bench_history_from_env(workdir: Path) -> dict:
-    """Sizes from TWINVIEW_BENCH_HISTORY_DEVICES (76000: about 100,000 points) and _SAMPLES (2,000,000)."""
+    """Sizes from TWINVIEW_BENCH_HISTORY_DEVICES (76000: about 100,000 points), _SAMPLES (2,000,000)
+    _SIZE_DEVICES (2000: the site whose hour of telemetry measures bytes/sample) and _MONTH_DEVICES
+    (20: the site simulated for 30 days for the chart)."""
     devices = int(os.environ.get("TWINVIEW_BENCH_HISTORY_DEVICES", "76000"))
     samples = int(os.environ.get("TWINVIEW_BENCH_HISTORY_SAMPLES", "2000000"))
-    return bench_history(workdir, devices, samples)
+    size_devices = int(os.environ.get("TWINVIEW_BENCH_HISTORY_SIZE_DEVICES", "2000"))
+    month_devices = int(os.environ.get("TWINVIEW_BENCH_HISTORY_MONTH_DEVICES", "20"))
+    return bench_history(workdir, devices, samples, size_devices=size_devices, month_devices=month_devices)
 
 
 def main(argv: list[str]) -> int:

@@ -387,7 +387,7 @@ class SegmentStore:
             )
             db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v)")
         else:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA busy_timeout=5000")
         return db
 
@@ -478,29 +478,53 @@ class SegmentStore:
     # --- reading --------------------------------------------------------------------------------
 
     def _snapshot(self):
-        """(blocks, checkpoints, in-memory tail batches in order) as of now."""
+        """(blocks, checkpoints, tail) as of now; tail: [(seq, batch)] not yet in a block, oldest first.
+
+        A block and the write-ahead file it came from are never both used: a block is
+        renamed into place before its file is deleted, so a reader lists blocks, then
+        write-ahead files, then blocks again, and takes from the second listing only the
+        blocks whose file it did not read."""
         if self.readonly:
             self._scan()
             with self._lock:
                 blocks, ckpts = dict(self._blocks), list(self._ckpts)
-            # write-ahead files not yet sealed into a block (listed after the blocks would race: so re-check)
-            tail = []
+            tail, read = [], set()
             for wal in sorted(self.wal_dir.glob("*.wal")):
                 seq = int(wal.stem)
                 if seq in blocks:
                     continue
                 parts = read_wal(wal)
-                if parts is None:  # sealed and deleted meanwhile: its block is there now
-                    self._scan()
-                    with self._lock:
-                        if seq in self._blocks:
-                            blocks[seq] = self._blocks[seq]
+                if parts is None:  # sealed and deleted meanwhile: the second listing has its block
                     continue
-                tail.extend(parts)
+                read.add(seq)
+                tail.extend((seq, p) for p in parts)
+            self._scan()
+            with self._lock:
+                for seq, b in self._blocks.items():
+                    if seq not in blocks and seq not in read:
+                        blocks[seq] = b
+                ckpts = list(self._ckpts)
             return blocks, ckpts, tail
         with self._lock:
-            tail = [self._sealed[s] for s in sorted(self._sealed)] + list(self._pending)
+            tail = [(s, self._sealed[s]) for s in sorted(self._sealed)] + [(self._seq, p) for p in self._pending]
             return dict(self._blocks), list(self._ckpts), tail
+
+    def _read_block(self, blocks, seq) -> codec.Block | None:
+        """Block `seq`; if retention rewrote it meanwhile, the rewritten one; None if it is gone."""
+        for attempt in range(2):
+            try:
+                return codec.Block(blocks[seq][2].read_bytes())
+            except FileNotFoundError:
+                if attempt:
+                    return None
+                if self.readonly:
+                    self._scan()
+                with self._lock:
+                    now = self._blocks.get(seq)
+                if now is None or now[2] == blocks[seq][2]:
+                    return None
+                blocks[seq] = now
+        return None
 
     def state_at(self, at: float, ids=None) -> State:
         """The last sample at or before `at` of every point (or of `ids`)."""
@@ -519,15 +543,14 @@ class SegmentStore:
             tmin, tmax, path = blocks[seq]
             if tmin > at:
                 continue
-            try:
-                blk = codec.Block(path.read_bytes())
-            except FileNotFoundError:
+            blk = self._read_block(blocks, seq)
+            if blk is None:
                 continue
             if tmax <= at:
                 lv.merge(*blk.anchors(), unique=True)
             else:
                 lv.merge(*_latest_sorted(*blk.decode(), at), unique=True)
-        for part in tail:
+        for _, part in tail:
             lv.merge(*part, at=at)
         return lv.state(at, ids_array(ids))
 
@@ -547,11 +570,10 @@ class SegmentStore:
             parts = []
             bucket = point >> codec.BUCKET_SHIFT
             for seq in hits:
-                try:
-                    parts.append(codec.Block(blocks[seq][2].read_bytes()).decode(bucket=bucket, point=point))
-                except FileNotFoundError:
-                    continue
-            parts += [_one_point(p, point) for p in tail]
+                blk = self._read_block(blocks, seq)
+                if blk is not None:
+                    parts.append(blk.decode(bucket=bucket, point=point))
+            parts += [_one_point(p, point) for _, p in tail]
             ids, t, v, q = _concat(parts)
             keep = (t >= t0) & (t <= t1)
             t, v, q = t[keep], v[keep], q[keep]
@@ -559,11 +581,19 @@ class SegmentStore:
             return bin_series(point, t[order], v[order], q[order], t0, t1, max_points)
         db = self._reader_db() if self.readonly else self._thread_db()
         lo = math.floor(t0 / ROLLUP_SECONDS) * ROLLUP_SECONDS
-        rows = db.execute(
-            "SELECT bucket, n, vmin, vmax, vsum FROM rollup WHERE point = ? AND bucket >= ? AND bucket <= ? ORDER BY bucket",
-            (point, lo, t1),
-        ).fetchall() if db is not None else []
-        tail_rows = rollup_rows(*_concat([_one_point(p, point) for p in tail]))
+        rows, rolled = [], -1
+        if db is not None:
+            db.execute("BEGIN")  # the rows and the mark of which blocks they include, as one snapshot
+            try:
+                rows = db.execute(
+                    "SELECT bucket, n, vmin, vmax, vsum FROM rollup WHERE point = ? AND bucket >= ? AND bucket <= ? "
+                    "ORDER BY bucket", (point, lo, t1)).fetchall()
+                row = db.execute("SELECT v FROM meta WHERE k='rolled_seq'").fetchone()
+                rolled = -1 if row is None else int(row[0])
+            finally:
+                db.execute("COMMIT")
+        # the tail's rollups, but not of a batch whose block was rolled up since the snapshot
+        tail_rows = rollup_rows(*_concat([_one_point(p, point) for seq, p in tail if seq > rolled]))
         rows = [r[1:] for r in tail_rows if lo <= r[1] <= t1] + rows
         if not rows:
             return bin_rollups(point, *(np.zeros(0),) * 5, t0, t1, max_points)
@@ -662,7 +692,7 @@ class SegmentStore:
                     in_blocks += json.loads(f.read(hlen))["n"]
             except FileNotFoundError:
                 pass
-        in_tail = sum(int(p[0].size) for p in tail)
+        in_tail = sum(int(p[0].size) for _, p in tail)
         return Stats(self.received, in_blocks + in_tail, disk_bytes(self.root),
                      {"blocks": len(blocks), "in_blocks": in_blocks, "in_tail": in_tail})
 

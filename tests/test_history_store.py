@@ -277,3 +277,40 @@ def test_recorder_maps_runtime_indices_to_stable_ids(tmp_path):
         assert dict(zip(store.point_names(st.ids), st.v.tolist())) == {"A/x": 10.0, "C/x": 30.0, "D/x": 40.0}
         raw = store.series(store.ids(["A/x"])[0], 0, 100, level="raw")
         assert raw.v.tolist() == [1.0, 10.0]
+
+
+def test_readers_stay_consistent_while_blocks_are_sealed(tmp_path):
+    """Batch k sets every point to k at time k. Whatever a reader sees mid-seal must be one consistent past:
+    every point at the same k, never older than what was acknowledged before the read, and rollups that count
+    each sample once."""
+    points = 50
+    store = SegmentStore(tmp_path / "h", block_samples=400, checkpoint_every=2)
+    ids = store.ids([f"D-{i}/x" for i in range(points)])
+    acked = [0]
+    done = threading.Event()
+
+    def write():
+        for k in range(1, 400):
+            store.append(ids, np.full(points, float(k)), np.full(points, float(k)), np.zeros(points, np.uint8))
+            acked[0] = k
+        done.set()
+
+    reader = SegmentStore(tmp_path / "h", readonly=True)
+    th = threading.Thread(target=write)
+    th.start()
+    checks = 0
+    try:
+        while not done.is_set() or checks < 5:
+            before = acked[0]
+            for r in (reader, store):
+                st = r.latest()
+                if before:
+                    assert len(st) == points
+                    assert np.all(st.t == st.v) and np.all(st.t == st.t[0]) and st.t[0] >= before
+                    roll = r.series(int(ids[3]), 0.0, 1e6, level="rollup")
+                    assert before <= int(roll.count.sum()) <= acked[0] + 1  # + the batch being appended
+            checks += 1
+    finally:
+        th.join()
+    assert checks >= 5
+    store.close()

@@ -592,8 +592,14 @@ class SegmentStore:
                 rolled = -1 if row is None else int(row[0])
             finally:
                 db.execute("COMMIT")
-        # the tail's rollups, but not of a batch whose block was rolled up since the snapshot
-        tail_rows = rollup_rows(*_concat([_one_point(p, point) for seq, p in tail if seq > rolled]))
+        # what the rollups do not hold yet: the tail, and blocks sealed but not yet rolled up (a reader in
+        # another process can see a block a moment before its rollups are committed)
+        recent = [_one_point(p, point) for seq, p in tail if seq > rolled]
+        for seq in sorted(s for s in blocks if s > rolled):
+            blk = self._read_block(blocks, seq)
+            if blk is not None:
+                recent.append(blk.decode(bucket=point >> codec.BUCKET_SHIFT, point=point))
+        tail_rows = rollup_rows(*_concat(recent))
         rows = [r[1:] for r in tail_rows if lo <= r[1] <= t1] + rows
         if not rows:
             return bin_rollups(point, *(np.zeros(0),) * 5, t0, t1, max_points)

@@ -557,6 +557,33 @@ class SegmentStore:
     def latest(self, ids=None) -> State:
         return self.state_at(math.inf, ids)
 
+    def samples(self, t0: float, t1: float, ids=None):
+        """(ids, t, v, q) of every sample with t0 < t <= t1 (of `ids`, or all points), in time order.
+
+        With state_at(t0) this replays history into a runtime: the state at the start, then every
+        change after it, as it happened (ties keep their arrival order)."""
+        blocks, _, tail = self._snapshot()
+        only = ids_array(ids)
+        parts = []
+        for seq in sorted(s for s, (a, b, _) in blocks.items() if a <= t1 and b > t0):
+            blk = self._read_block(blocks, seq)
+            if blk is None:
+                continue
+            if only is not None and only.size == 1:
+                p = int(only[0])
+                part = blk.decode(bucket=p >> codec.BUCKET_SHIFT, point=p)
+            else:
+                part = blk.decode()
+            parts.append(tuple(c[::-1] for c in part))  # oldest first within each point
+        parts += [p for _, p in tail]
+        pid, t, v, q = _concat(parts)
+        keep = (t > t0) & (t <= t1)
+        if only is not None:
+            keep &= np.isin(pid, only)
+        pid, t, v, q = pid[keep], t[keep], v[keep], q[keep]
+        order = np.argsort(t, kind="stable")
+        return pid[order], t[order], v[order], q[order]
+
     def series(self, point: int, t0: float, t1: float, max_points: int = 1000, level: str = "auto") -> Series:
         """One point over [t0, t1]: raw samples when few blocks hold them, else the stored rollups.
 

@@ -423,6 +423,17 @@ class SegmentStore:
     # --- opening ------------------------------------------------------------------------------
 
     def _scan(self) -> None:
+        # A reader lists the folders again only when they changed (a block or checkpoint added, renamed or
+        # removed). Folder times are coarse (a change in the same clock tick may leave them equal), so
+        # the listing is trusted only once the folders have been still for two seconds.
+        try:
+            stamp = (os.stat(self.block_dir).st_mtime_ns, os.stat(self.ckpt_dir).st_mtime_ns)
+        except FileNotFoundError:
+            stamp = None
+        if (stamp is not None and stamp == getattr(self, "_scan_stamp", None)
+                and time.time_ns() - max(stamp) > 2_000_000_000):
+            return
+        self._scan_stamp = stamp
         blocks: dict[int, tuple[float, float, Path]] = {}
         for e in os.scandir(self.block_dir) if self.block_dir.exists() else ():
             if not e.name.endswith(".tvb"):

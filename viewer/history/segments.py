@@ -156,6 +156,7 @@ class SegmentStore:
         if retention is not None and not readonly:
             save_retention(self.root, retention)
         self._lock = threading.Lock()  # guards the in-memory index and the unsealed batches
+        self._writing = threading.RLock()  # append() and sealing (flush() may come from another thread)
         self._maint = threading.Lock()  # one block-file mutation at a time (sealing, retention)
         self._blocks: dict[int, tuple[float, float, Path]] = {}
         self._ckpts: list[tuple[int, float, Path, float]] = []
@@ -211,21 +212,22 @@ class SegmentStore:
             raise ValueError("append: unknown point id (register names with Store.ids first)")
         payload = b"".join((ids.tobytes(), t.tobytes(), v.tobytes(), q.tobytes()))
         rec = _REC.pack(WAL_MAGIC, n, zlib.crc32(payload), 0) + payload
-        view = memoryview(rec)
-        while view:
-            k = os.write(self._fd, view)
-            view = view[k:]
         tmin, tmax = float(t.min()), float(t.max())
-        with self._lock:
-            self._pending.append((ids.copy(), t.copy(), v.copy(), q.copy()))
-            self._pending_n += n
-            self.received += n
-            self._tspan = (min(self._tspan[0], tmin), max(self._tspan[1], tmax))
-        # a block holds at most block_samples, and at most block_seconds of wall time or of sample time
-        # (the same thing live; when replaying a recording faster than real time, the latter)
-        if (self._pending_n >= self.block_samples or time.monotonic() - self._started >= self.block_seconds
-                or self._tspan[1] - self._tspan[0] >= self.block_seconds):
-            self._rotate()
+        with self._writing:  # the record and the in-memory batch land in the same write-ahead file
+            view = memoryview(rec)
+            while view:
+                k = os.write(self._fd, view)
+                view = view[k:]
+            with self._lock:
+                self._pending.append((ids.copy(), t.copy(), v.copy(), q.copy()))
+                self._pending_n += n
+                self.received += n
+                self._tspan = (min(self._tspan[0], tmin), max(self._tspan[1], tmax))
+            # a block holds at most block_samples, and at most block_seconds of wall time or of sample time
+            # (the same thing live; when replaying a recording faster than real time, the latter)
+            if (self._pending_n >= self.block_samples or time.monotonic() - self._started >= self.block_seconds
+                    or self._tspan[1] - self._tspan[0] >= self.block_seconds):
+                self._rotate()
 
     def _open_wal(self, seq: int) -> int:
         fd = os.open(self.wal_dir / f"{seq:010d}.wal", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -234,6 +236,10 @@ class SegmentStore:
 
     def _rotate(self) -> None:
         """Seal the current write-ahead file and hand it to the compactor; start the next one."""
+        with self._writing:
+            self._rotate_locked()
+
+    def _rotate_locked(self) -> None:
         while not self._space.acquire(timeout=0.5):  # back-pressure: at most MAX_BACKLOG sealed files in memory
             if self._error is not None:
                 raise RuntimeError("history compactor failed") from self._error

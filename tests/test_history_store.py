@@ -193,7 +193,6 @@ def test_retention_drops_what_is_due_and_nothing_else_while_ingest_goes_on(tmp_p
                          checkpoint_every=3)
     ids, t = _days(store, ["A/x", "B/x"], now, 10)
     store.flush()
-    before = store.series(int(ids[0]), now - 10 * DAY, now, max_points=10**6)
     store.retention(raw_days=3, rollup_days=6)
     assert (tmp_path / "h" / "store.toml").exists()
     # ingest goes on while retention is applied
@@ -215,8 +214,6 @@ def test_retention_drops_what_is_due_and_nothing_else_while_ingest_goes_on(tmp_p
     assert dropped["samples"] == 2 * (t.size - kept)
     assert store.stats().written == 2 * kept + 100
     # raw: exactly the samples at or after the cutoff remain
-    s = store.series(int(ids[0]), now - 10 * DAY, now - 1, max_points=10**6)
-    assert s.level == "raw" or s.level == "rollup"
     raw = store.series(int(ids[0]), raw_cut, now - 1, max_points=10**6)
     assert raw.level == "raw" and np.array_equal(raw.t, t[t >= raw_cut])
     assert len(store.state_at(raw_cut - 1)) == 0
@@ -235,7 +232,6 @@ def test_retention_drops_what_is_due_and_nothing_else_while_ingest_goes_on(tmp_p
     assert r.level == "rollup"
     assert r.t.min() >= roll_cut - ROLLUP_SECONDS
     assert int(r.count.sum()) == int((t >= np.floor(roll_cut / ROLLUP_SECONDS) * ROLLUP_SECONDS).sum())
-    assert before.level in ("raw", "raw-binned", "rollup")
     store.close()
     # the setting outlives the process
     again = SegmentStore(tmp_path / "h", clock=lambda: now)

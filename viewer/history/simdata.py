@@ -24,7 +24,11 @@ def simulated_batches(site, seconds: float, step: float = 0.1, start: float = 1_
                       rate: float = 1.0):
     """(names, batches): every sample of `seconds` of simulated time over `site` (a manifest Site)."""
     from twinview.connectors.base import Sample
-    from twinview.connectors.simulator import Simulator
+
+    try:
+        from twinview.connectors.simulator import Simulator
+    except ImportError:  # the simulator package keeps the class in plant.py
+        from twinview.connectors.simulator.plant import Simulator
 
     names = point_names(site)
     index = {n: i for i, n in enumerate(names)}

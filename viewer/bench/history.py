@@ -12,8 +12,9 @@ step a minute. Each candidate runs in its own writer process:
   written / received compares what the reopened store holds with what was sent.
 - bytes/sample: an hour of a 2,000-device site (about 2,600 points, each every ~10 s),
   the store's folder after a clean close over the samples in it.
-- state at T: the last value at or before T of every point (median of 3, warm).
-- 30-day chart: one point over 30 days as at most 1000 buckets (median of 3, warm).
+- state at T: the last value at or before T of every point (median of 3, warm; wall
+  clock, and CPU time, which stays meaningful when other work shares the two cores).
+- 30-day chart: one point over 30 days as at most 1000 buckets (likewise).
 - kill -9: a writer paced at 100,000 samples/s is killed with SIGKILL; the store
   is reopened and every sample acknowledged more than one second before the
   kill must be there.
@@ -34,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from twinview.history.api import BAD, GOOD
+
 from .table import print_table
 
 CANDIDATES = ("segments", "sqlite", "duckdb")
@@ -43,6 +46,70 @@ TARGETS = {"ingest": 100_000, "bytes": 4.0, "state_ms": 100.0, "chart_ms": 50.0}
 
 
 # --- data -----------------------------------------------------------------------------------
+
+# Simulated telemetry: the project's own plant simulator as numpy batches (names, [(ids, t, v, q), ...]),
+# one batch per step: numbers as they are, booleans 0/1, enum states as their index; timestamps in
+# milliseconds (what devices put in their payloads).
+
+
+def point_names(site) -> list[str]:
+    return [f"{d.id}/{p.id}" for d in site.devices for p in d.points]
+
+
+def simulated_batches(site, seconds: float, step: float = 0.1, start: float = 1_767_225_600.0, seed: int = 0,
+                      rate: float = 1.0):
+    """(names, batches): every sample of `seconds` of simulated time over `site` (a manifest Site)."""
+    from twinview.connectors.base import Sample
+
+    try:
+        from twinview.connectors.simulator import Simulator
+    except ImportError:  # the simulator package keeps the class in plant.py
+        from twinview.connectors.simulator.plant import Simulator
+
+    names = point_names(site)
+    index = {n: i for i, n in enumerate(names)}
+    states = {f"{d.id}/{p.id}": {s: k for k, s in enumerate(p.states)} for d in site.devices for p in d.points
+              if p.kind == "enum"}
+    sim = Simulator(site, seed=seed, faults=True, rate=rate)
+    batches = []
+    steps = int(round(seconds / step))
+    for k in range(1, steps + 1):
+        now = round(start + k * step, 3)
+        ids, vals, qs = [], [], []
+        for e in sim.step(now):
+            if not isinstance(e, Sample):
+                continue
+            key = f"{e.device}/{e.point}"
+            i = index.get(key)
+            if i is None:
+                continue
+            v, q = e.value, GOOD
+            if isinstance(v, bool):
+                v = 1.0 if v else 0.0
+            elif isinstance(v, str):
+                v = float(states.get(key, {}).get(v, -1))
+                q = GOOD if v >= 0 else BAD
+            elif v is None:
+                v, q = float("nan"), BAD
+            ids.append(i)
+            vals.append(float(v))
+            qs.append(q)
+        if ids:
+            n = len(ids)
+            batches.append((np.array(ids, np.int32), np.full(n, now), np.array(vals), np.array(qs, np.uint8)))
+    return names, batches
+
+
+def synthetic_site(workdir: Path, devices: int):
+    """A generated site of `devices` devices (cached in workdir), loaded as a manifest Site."""
+    from twinview.site.manifest import load_manifest
+    from twinview.site.synthetic import generate_site
+
+    site_dir = Path(workdir) / f"site-{devices}"
+    if not (site_dir / "site.toml").exists():
+        generate_site(site_dir, devices, seed=0)
+    site, _ = load_manifest(site_dir)
+    return site
 
 
 def _save(path: Path, names, batches) -> None:
@@ -62,8 +129,6 @@ def _load(path: Path):
 
 
 def prepare(workdir: Path, devices: int, size_devices: int = 2000, month_devices: int = 20) -> tuple[Path, Path, Path]:
-    from twinview.history.simdata import simulated_batches, synthetic_site
-
     live = workdir / f"history-live-{devices}.npz"
     if not live.exists():
         site = synthetic_site(workdir, devices)
@@ -190,14 +255,16 @@ def _size_parts(root: Path) -> dict:
     return {"blocks": blocks, "rollups": total - blocks - names, "names": names}
 
 
-def _median_ms(fn, runs: int = 3) -> float:
+def _median_ms(fn, runs: int = 3) -> tuple[float, float]:
+    """(wall ms, CPU ms) medians after one warm-up call: CPU time shows the cost when others share the cores."""
     fn()  # warm
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def _kill_test(kind: str, store: Path, data: Path, seconds: float = 4.0) -> dict:
@@ -268,7 +335,7 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
         passes = samples / sum(b[0].size for b in batches)
         at = start + PASS_SECONDS * passes / 2
         state = s.state_at(at)
-        state_ms = _median_ms(lambda: s.state_at(at))
+        state_ms, state_cpu = _median_ms(lambda: s.state_at(at))
         if hasattr(s, "close"):
             s.close()
         # 30-day chart: the month set
@@ -280,7 +347,7 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
         t1 = float(mbatches[-1][1][-1])
         t0 = t1 - 30 * 86400.0
         chart = m.series(pid, t0, t1, 1000)
-        chart_ms = _median_ms(lambda: m.series(pid, t0, t1, 1000))
+        chart_ms, chart_cpu = _median_ms(lambda: m.series(pid, t0, t1, 1000))
         if hasattr(m, "close"):
             m.close()
         kill = _kill_test(kind, base / "kill", live)
@@ -289,7 +356,8 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
             "core_share": ing["cpu_s"] / ing["received"] * TARGETS["ingest"],
             "bytes": hst.bytes / max(hst.written, 1), "size_samples": hst.written, "size_parts": parts,
             "live_bytes": st.bytes / max(st.written, 1), "state_ms": state_ms, "state_points": len(state),
-            "chart_ms": chart_ms, "chart_buckets": len(chart), "chart_level": chart.level,
+            "state_cpu": state_cpu, "chart_ms": chart_ms, "chart_cpu": chart_cpu, "chart_buckets": len(chart),
+            "chart_level": chart.level,
             "reads": ing["reads"] + kill["reads"], "read_failures": ing["read_failures"] + kill["read_failures"],
             "read_error": ing["read_error"],
             **{f"kill_{k}": v for k, v in kill.items() if not k.startswith("read")},
@@ -300,12 +368,14 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
         rows.append([
             kind + (" (default)" if kind == "segments" else ""), f"{r['rate']:,.0f}", f"{r['core_share']:.0%}",
             f"{r['written']:,} / {r['received']:,}", f"{r['bytes']:.2f}",
-            f"{r['state_ms']:.0f} ({r['state_points']:,} pts)", f"{r['chart_ms']:.1f} ({r['chart_level']})", reads,
+            f"{r['state_ms']:.0f} (CPU {r['state_cpu']:.0f})", f"{r['chart_ms']:.1f} (CPU {r['chart_cpu']:.1f}, {r['chart_level']})",
+            reads,
             f"{r['kill_lost']:,} of {r['kill_expected']:,}",
         ])
     print_table(
         f"History store candidates ({npoints:,} points, {samples:,} simulated samples; data prepared in {prep_s:.0f} s)",
-        ["store", "ingest samples/s", "CPU at 100k/s", "written / received", "bytes/sample", "state at T ms", "30-day chart ms",
+        ["store", "ingest samples/s", "CPU at 100k/s", "written / received", "bytes/sample",
+         f"state at T ms ({npoints:,} pts)", "30-day chart ms",
          "reads by another process while writing", "lost after kill -9 (older than 1 s)"],
         rows,
     )
@@ -323,12 +393,13 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
             ("ingest >= 100,000 samples/s", seg["rate"] >= TARGETS["ingest"]),
             ("written == received", seg["written"] == seg["received"]),
             ("<= 4 bytes/sample", seg["bytes"] <= TARGETS["bytes"]),
-            ("state at T <= 100 ms", seg["state_ms"] <= TARGETS["state_ms"]),
-            ("30-day chart <= 50 ms", seg["chart_ms"] <= TARGETS["chart_ms"]),
+            ("state at T <= 100 ms", _timed_ok(seg, "state")),
+            ("30-day chart <= 50 ms", _timed_ok(seg, "chart")),
             ("nothing older than 1 s lost", seg["kill_lost"] == 0),
             ("read while writing", seg["reads"] > 0 and seg["read_failures"] == 0),
         ]
-        print("segments against the targets: " + "; ".join(f"{n}: {'yes' if ok else 'NO'}" for n, ok in checks))
+        print("segments against the targets: " + "; ".join(
+            f"{n}: {ok if isinstance(ok, str) else ('yes' if ok else 'NO')}" for n, ok in checks))
         others = [k for k in results if k != "segments"]
         for k in others:
             o = results[k]
@@ -348,6 +419,16 @@ def bench_history_from_env(workdir: Path) -> dict:
     size_devices = int(os.environ.get("TWINVIEW_BENCH_HISTORY_SIZE_DEVICES", "2000"))
     month_devices = int(os.environ.get("TWINVIEW_BENCH_HISTORY_MONTH_DEVICES", "20"))
     return bench_history(workdir, devices, samples, size_devices=size_devices, month_devices=month_devices)
+
+
+def _timed_ok(r: dict, what: str):
+    """yes when the wall time meets the target; when only the CPU time does, say the machine was busy."""
+    target = TARGETS[f"{what}_ms"]
+    if r[f"{what}_ms"] <= target:
+        return True
+    if r[f"{what}_cpu"] <= target:
+        return f"NO on the wall clock ({r[f'{what}_ms']:.0f} ms), yes in CPU time ({r[f'{what}_cpu']:.0f} ms): cores were busy"
+    return False
 
 
 def main(argv: list[str]) -> int:

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from broker import LocalBroker, mosquitto_pub, require_mosquitto, wait_until
 from twinview.connectors.base import LinkState, Sample
-from twinview.connectors.mqtt import MqttConnector, parse_url
-from twinview.twin.quality import Quality
-from twinview.twin.topics import TopicMap
+from twinview.connectors.mqtt.telemetry import MqttConnector, parse_url
+from twinview.twin.vocabulary import Quality
+from twinview.connectors.wire.topics import TopicMap
 
 pytestmark = pytest.mark.broker
 
@@ -263,8 +263,8 @@ def test_silence_turns_points_stale_via_tick(broker, plant, make_loop):
         mosquitto_pub(broker, "plant/P-101/speed", "500")  # period 1 s, stale_factor 3
         assert loop.run_until(lambda: twin.point("P-101", "speed").quality is Quality.GOOD)
         received = twin.point("P-101", "speed").recv_ts
-        assert twin.tick(received + 2.9) == set()
-        assert twin.tick(received + 3.1) == {twin.index("P-101")}
+        assert twin.tick(received + 2.9).size == 0
+        assert set(twin.table.device[twin.tick(received + 3.1)].tolist()) == {twin.index("P-101")}
         assert twin.point("P-101", "speed").quality is Quality.STALE
     finally:
         conn.stop()
@@ -327,7 +327,7 @@ def test_mqtts_with_a_ca_file(tmp_path, plant, make_loop):
     require_mosquitto()
     import shutil
 
-    from twinview.connectors.localbroker import free_port
+    from twinview.connectors.mqtt.localbroker import free_port
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")

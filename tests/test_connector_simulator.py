@@ -12,11 +12,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker import wait_until
 from twinview.connectors.base import Availability, Sample
-from twinview.connectors.mqtt import MqttConnector
-from twinview.connectors.simulator import Simulator, run_as_mqtt_publisher, synthetic_site
-from twinview.twin.quality import Quality
+from twinview.connectors.mqtt.telemetry import MqttConnector
+from twinview.connectors.simulator.plant import Simulator, run_as_mqtt_publisher, synthetic_site
+from twinview.twin.vocabulary import Quality
 from twinview.twin.state import TwinState
-from twinview.twin.topics import TopicMap
+from twinview.connectors.wire.topics import TopicMap
 
 T0 = 1_718_000_000.0
 

@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent / "web"))
 
 from rig import command_site, wait_for  # noqa: E402
 
-from twinview.app.live import LiveSite  # noqa: E402
+from twinview.twin.runtime import Runtime  # noqa: E402
 from twinview.connectors.base import Sample  # noqa: E402
 from twinview.site import open_site  # noqa: E402
-from twinview.twin.overlays import DeviceLook  # noqa: E402
+from twinview.twin.looks import DeviceLook  # noqa: E402
 from twinview.web.bridge import WebBridge  # noqa: E402
 from twinview.web.serve import start_server  # noqa: E402
 
@@ -35,7 +35,7 @@ def loaded(tmp_path_factory):
 def server(loaded):
     from twinview.web.assets import MissingThree
 
-    live = LiveSite(loaded)
+    live = Runtime(loaded.site)
     try:
         srv = start_server(loaded, live, port=0)
     except MissingThree as exc:
@@ -79,7 +79,7 @@ class Client:
 
 
 def push(live, device: str, value: float) -> None:
-    live.inbox.put(Sample(device, "temp", value, time.time()))
+    live.submit(Sample(device, "temp", value, time.time()))
 
 
 def test_a_client_joining_mid_stream_gets_the_latest_state(server):
@@ -205,7 +205,7 @@ def test_origins_are_checked(loaded):
 
 
 def test_logins_use_the_users_file(loaded, tmp_path):
-    from twinview.twin.auth import add_user, issue_token
+    from twinview.security.auth import add_user, issue_token
     from twinview.web.actuation import token_authenticator
 
     users = tmp_path / "users.toml"

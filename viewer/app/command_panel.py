@@ -219,7 +219,7 @@ class CommandPanel:
         imgui.end_popup()
 
     def _sign_in(self) -> None:
-        from twinview.twin.auth import AuthError, authenticate
+        from twinview.security.auth import AuthError, authenticate
 
         try:
             if self._token:

@@ -39,13 +39,16 @@ from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from ..site.manifest import CommandArg, CommandSpec, Device, Site
 from .audit import AuditLog, default_audit_path, iter_audit, outcome_of
-from .auth import ROLE_RANK, Principal, role_at_least
+from twinview.security.auth import ROLE_RANK, Principal, role_at_least
 from .interlock import Interlock, InterlockError
+from .vocabulary import FINAL_COMMAND_STATES, CommandState
 
-REQUESTED, SENT, ACKNOWLEDGED, CONFIRMED = "requested", "sent", "acknowledged", "confirmed"
-REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED = "refused", "rejected", "timed_out", "expired", "failed"
-STATES = (REQUESTED, SENT, ACKNOWLEDGED, CONFIRMED, REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED)
-FINAL = frozenset((CONFIRMED, REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED))
+REQUESTED, SENT, ACKNOWLEDGED, CONFIRMED = (
+    CommandState.REQUESTED, CommandState.SENT, CommandState.ACKNOWLEDGED, CommandState.CONFIRMED)
+REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED = (
+    CommandState.REFUSED, CommandState.REJECTED, CommandState.TIMED_OUT, CommandState.EXPIRED, CommandState.FAILED)
+STATES = tuple(CommandState)
+FINAL = FINAL_COMMAND_STATES
 MIN_EXPIRY_S = 1  # a command with less than this left is not sent any more
 UNKNOWN_OUTCOME = "outcome unknown"
 UNRESOLVED_SHOWN_S = 24 * 3600  # commands of a stopped run stay listed in the UI this long
@@ -262,6 +265,15 @@ class Command:
             "timeout": self.timeout, "times": dict(self.times), "desired": dict(self.desired),
             "attempts": self.attempts, "acked": self.acked, "notes": list(self.notes),
         }  # fmt: skip
+
+
+def public_state(cmd: Command) -> dict[str, Any]:
+    """What every view is told about a command: no payload, no internals."""
+    return {
+        "id": cmd.id, "device": cmd.device, "command": cmd.command, "args": dict(cmd.args), "user": cmd.user,
+        "role": cmd.role, "state": str(cmd.state), "display": cmd.display_state, "reason": cmd.reason,
+        "note": cmd.notes[-1] if cmd.notes else "", "updated": cmd.updated, "final": bool(cmd.final),
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)

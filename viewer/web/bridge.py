@@ -237,22 +237,19 @@ class WebBridge:
         self,
         looks: Mapping[int, Any],
         points: Mapping[int, Iterable[tuple[str, Any, str, float | None, bool]]],
-        extra_flags: Mapping[int, int] | None = None,
     ) -> None:
         """Record new looks of changed devices and wake the senders.
 
         looks: device index -> DeviceLook (rgba, flags, motions, label);
-        points: device index -> (point id, value, quality label, timestamp, alarm) tuples;
-        extra_flags: bits or-ed into a device's flags (e.g. PENDING).
+        points: device index -> (point id, value, quality label, timestamp, alarm) tuples.
         Called from the update loop; encodes each entry once, whatever the number of clients.
         """
         if not looks:
             return
         encoded = []
         for i, look in looks.items():
-            flags = look.flags | (extra_flags.get(i, 0) if extra_flags else 0)
             encoded.append(
-                (i, device_entry(self.device_ids[i], look.rgba, flags, look.label, look.motions, points.get(i, ())))
+                (i, device_entry(self.device_ids[i], look.rgba, look.flags, look.label, look.motions, points.get(i, ())))
             )
         idx = np.fromiter((i for i, _ in encoded), np.int64, len(encoded))
         with self._lock:
@@ -265,17 +262,6 @@ class WebBridge:
             self._wake_pending = True
         if wake:
             self._call_soon(self._wake_all)
-
-    def publish_twin(self, twin: Any, looks: Mapping[int, Any], pending: Iterable[str] = (), pending_flag: int = 64) -> None:
-        """publish_changes with point values read from a TwinState (call on the thread that owns it)."""
-        pending = set(pending)
-        devices = twin.devices
-        points = {
-            i: [(p.point, p.value, p.quality.label, p.ts, p.alarm) for p in twin.points(i)]
-            for i in looks
-        }
-        extra = {i: pending_flag for i in looks if devices[i].id in pending} if pending else None
-        self.publish_changes(looks, points, extra)
 
     def publish_command(self, state: Mapping[str, Any]) -> None:
         """Tell every page about a command's state (requested, sent, confirmed, ...)."""

@@ -29,8 +29,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from .base import Connector, LinkState, Sink
-from .routing import Router, Tap
+from twinview.connectors.base import Connector, LinkState, Sink
+from twinview.connectors.wire.routing import Router, Tap
 
 SUBSCRIBE_CHUNK = 256  # topic filters per SUBSCRIBE packet
 _DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883, "ws": 80, "wss": 443}

@@ -43,10 +43,10 @@ def _open(site_dir: Path, quiet: bool = False):
 
 
 def _live(loaded, args):
-    """The live pipeline for a site: the embedded simulator unless another source is named."""
-    from twinview.app.live import LiveSite
+    """The site's runtime: the embedded simulator unless another source is named."""
+    from twinview.cli.sources import runtime_from_args
 
-    return LiveSite.from_args(loaded, args)
+    return runtime_from_args(loaded, args)
 
 
 def cmd_check(args) -> int:
@@ -64,6 +64,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_render(args) -> int:
+    from twinview.scene.binding import SceneBinding
     from twinview.scene.offscreen import OffscreenView
     from twinview.scene.view import SiteView
 
@@ -80,7 +81,7 @@ def cmd_render(args) -> int:
             view.focus(index)
     off = OffscreenView(view, args.size, quality=args.quality)
     if live is not None:
-        live.attach(view)
+        SceneBinding(live, view)
         live.run_for(args.wait)
     out = off.save(args.out)
     if live is not None:
@@ -95,6 +96,7 @@ def _wants_live(args) -> bool:
 
 def cmd_open(args, site_dir: Path | None = None) -> int:
     from twinview.app.desktop import has_display, run_desktop
+    from twinview.scene.binding import SceneBinding
     from twinview.scene.view import SiteView
 
     site_dir = site_dir or Path(args.site)
@@ -105,20 +107,20 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
 
         view = SiteView(loaded)
         live = _live(loaded, args)
-        live.attach(view)
+        binding = SceneBinding(live, view)
         live.run_for(min(getattr(args, "wait", 0) or 3.0, 30.0))
         OffscreenView(view, (1280, 720), quality="high").save(out)
+        binding.close()
         why = "DISPLAY is not set" if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) else \
             f"cannot open display {os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')}"
         print(f"No display found ({why}): rendered a screenshot to {out}, and serving the live web view instead.")
-        live.view = None  # the web loop drives it from here
         try:
             return _serve(loaded, live, args)
         finally:
             live.stop()
     view = SiteView(loaded)
     live = _live(loaded, args)
-    live.attach(view)
+    SceneBinding(live, view)
     try:
         run_desktop(view, live)
     finally:
@@ -137,7 +139,7 @@ def _serve(loaded, live, args) -> int:
         return serve(
             loaded, live, host=args.host, port=args.port,
             authenticate=token_authenticator(getattr(args, "users", None)),
-            commands=live.commands, allowed_origins=tuple(getattr(args, "allow_origin", None) or ()),
+            allowed_origins=tuple(getattr(args, "allow_origin", None) or ()),
         )  # fmt: skip
     except MissingThree as exc:
         print(f"error: the web view needs three.js from npm: {exc}\n"
@@ -181,7 +183,7 @@ def cmd_generate_site(args) -> int:
 def cmd_sim(args) -> int:
     import threading
 
-    from twinview.connectors.simulator import run_as_mqtt_publisher
+    from twinview.connectors.simulator.plant import run_as_mqtt_publisher
     from twinview.site import load_manifest
 
     site, _ = load_manifest(args.site)
@@ -201,10 +203,10 @@ def cmd_sim(args) -> int:
 def cmd_record(args) -> int:
     import time
 
-    from twinview.connectors.mqtt import MqttConnector
-    from twinview.connectors.replay import Recorder
+    from twinview.connectors.mqtt.telemetry import MqttConnector
+    from twinview.connectors.replay.recording import Recorder
     from twinview.site import load_manifest
-    from twinview.twin.topics import TopicMap
+    from twinview.connectors.wire.topics import TopicMap
 
     site, _ = load_manifest(args.site)
     with Recorder(args.out) as recorder:
@@ -221,7 +223,7 @@ def cmd_record(args) -> int:
 
 
 def cmd_command(args) -> int:
-    from twinview.connectors.mqtt_commands import run_command_cli
+    from twinview.cli.command import run_command_cli
 
     return run_command_cli(
         args.site, args.device, args.command, args.args, args.mqtt,
@@ -257,7 +259,7 @@ def cmd_audit(args) -> int:
 def cmd_users(args) -> int:
     import getpass
 
-    from twinview.twin import auth
+    from twinview.security import auth
 
     path = args.file
     if args.action == "list":
@@ -294,6 +296,12 @@ def cmd_users(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
+
+
+def cmd_state(args) -> int:
+    from twinview.cli.state import cmd_state as run
+
+    return run(args, lambda path, quiet=False: _open(Path(path), quiet=quiet))
 
 
 def cmd_bench(args) -> int:
@@ -425,6 +433,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-password", action="store_true", help="add a user that signs in with tokens only")
     p.add_argument("--label", help="a label for a new token")
     p.set_defaults(func=cmd_users)
+
+    p = sub.add_parser("state", help="the twin after a while: every point's value, quality, time and flags")
+    p.add_argument("site")
+    p.add_argument("--sim", action="store_true", help="telemetry from the embedded simulator")
+    p.add_argument("--wait", type=float, default=3.0, metavar="SECONDS", help="receive this long before printing (default 3)")
+    p.add_argument("--device", help="only this device")
+    p.add_argument("--json", action="store_true", help="one JSON object per point")
+    _add_source_options(p)
+    p.epilog = "exit codes: 0 ok, 2 bad usage, 3 site problem, 4 a source could not be reached"
+    p.set_defaults(func=cmd_state)
 
     p = sub.add_parser("bench", help="measure load, frame, memory and ingest figures; prints a table")
     p.add_argument("--devices", default="1000,20000", help="comma-separated site sizes (default 1000,20000)")

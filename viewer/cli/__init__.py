@@ -13,6 +13,19 @@ from twinview.site import SiteError
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_SITE = 3
+DESKTOP_MODULES = ("pygfx", "wgpu", "rendercanvas", "imgui_bundle", "glfw")
+
+
+def desktop_installed() -> bool:
+    """True when the [desktop] extra (the GPU stack and window toolkit) can be imported."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in DESKTOP_MODULES)
+
+
+def needs_desktop(command: str) -> str:
+    return (f"error: `twinview {command}` draws with the GPU stack, which is not installed: "
+            "pip install 'twinview[desktop]'")
 
 
 def demo_site_path() -> Path:
@@ -95,11 +108,13 @@ def _wants_live(args) -> bool:
 
 
 def cmd_open(args, site_dir: Path | None = None) -> int:
+    site_dir = site_dir or Path(args.site)
+    if not desktop_installed():
+        return _open_without_desktop(args, site_dir)
     from twinview.app.desktop import has_display, run_desktop
     from twinview.scene.binding import SceneBinding
     from twinview.scene.view import SiteView
 
-    site_dir = site_dir or Path(args.site)
     loaded = _open(site_dir)
     if not has_display():
         out = Path(args.screenshot or f"twinview-{site_dir.name}.png")
@@ -126,6 +141,17 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
     finally:
         live.stop()
     return EXIT_OK
+
+
+def _open_without_desktop(args, site_dir: Path) -> int:
+    """A core install (no GPU stack): the same live site, in the browser."""
+    print("The desktop viewer is not installed (pip install 'twinview[desktop]'): serving the live web view instead.")
+    loaded = _open(site_dir)
+    live = _live(loaded, args)
+    try:
+        return _serve(loaded, live, args)
+    finally:
+        live.stop()
 
 
 def _serve(loaded, live, args) -> int:
@@ -333,6 +359,8 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twinview", description="Open 3D digital-twin viewer.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="how log lines look (stderr)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="open the bundled demo plant (live, simulated)")
@@ -457,8 +485,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGFX_DEFAULT_PPAA", "default")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from twinview.cli.logs import configure
+
+    configure(args.verbose, args.log_format)
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in DESKTOP_MODULES:
+            raise
+        print(needs_desktop(args.command), file=sys.stderr)
+        return EXIT_USAGE
     except SiteError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -144,6 +144,7 @@ class WebBridge:
         self.site_name = site_name
         self.compression = compression
         self.stats = BridgeStats()
+        self.metrics: Callable[[], str] | None = None  # Prometheus text for /metrics (set by the server)
         self.commands: Inbox[CommandRequest] = Inbox(maxlen=1024)
 
         self._lock = threading.Lock()
@@ -522,6 +523,11 @@ class WebBridge:
                 return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
             return None
         self.stats.http_requests += 1
+        if path == "/metrics" and self.metrics is not None:
+            text = self.metrics().encode()
+            headers = Headers([("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+                               ("Content-Length", str(len(text))), ("Cache-Control", "no-store"), ("Connection", "close")])
+            return Response(200, "OK", headers, text)
         name = path.lstrip("/") or "index.html"
         entry = self.files.get(name)
         if entry is None or "\\" in name or ".." in name.split("/"):

@@ -24,6 +24,7 @@ from twinview.twin.runtime import Driver, Runtime
 
 from .bridge import WebBridge
 from .export import build_gltf, glb_bytes
+from .metrics import Metrics
 from .publisher import CommandHandler, WebPublisher
 from .sitejson import GLB_NAME, site_json
 
@@ -111,6 +112,7 @@ def start_server(
 
             handle_command = ServiceCommandHandler(runtime.commands, bridge)
         publisher = WebPublisher(runtime, bridge, handle_command, rate=max_rate)
+        bridge.metrics = Metrics(runtime, bridge)
         publisher.publish_all()
         driver = Driver(runtime, rate, before_step=publisher.before_step).start()
     except BaseException:

@@ -15,8 +15,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from twinview.twin.samples import Availability, Event, LinkState, Sample
+from twinview.twin.samples import Availability, Event, LinkState, Sample, SampleBatch
 
+# What a connector hands the twin (defined by the twin: twinview.twin.samples).
+__all__ = ["Availability", "Connector", "ConnectorStats", "Event", "LinkState", "Sample", "SampleBatch", "Sink"]
 
 Sink = Callable[[Event], None]
 

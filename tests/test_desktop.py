@@ -22,7 +22,6 @@ def app(tmp_path_factory):
     from rendercanvas.offscreen import RenderCanvas
 
     from twinview.app.desktop import DesktopApp
-    from twinview.cli.sources import runtime_from_args
     from twinview.scene.binding import SceneBinding
     from twinview.twin.runtime import Runtime
     from twinview.scene.view import SiteView
@@ -107,8 +106,6 @@ def test_tree_and_scene_selection_stay_in_sync(app):
 @pytest.mark.slow
 def test_demo_stop_pump_closes_the_loop_through_the_simulator(tmp_path):
     from twinview.cli.sources import runtime_from_args
-    from twinview.scene.binding import SceneBinding
-    from twinview.twin.runtime import Runtime
     from twinview.cli import demo_site_path
 
     loaded = open_site(demo_site_path())

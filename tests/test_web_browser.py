@@ -173,7 +173,6 @@ def test_headset_selects_a_device_and_commands_it(loaded, tmp_path, broker):
     from twinview.connectors.mqtt.commands import MqttCommandTransport
     from twinview.twin.audit import read_audit
     from twinview.security.auth import add_user, issue_token
-    from twinview.twin.commands import CommandService, TwinStateReader
     from twinview.web.actuation import token_authenticator
 
     users = tmp_path / "users.toml"

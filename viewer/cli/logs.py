@@ -35,5 +35,5 @@ def configure(verbosity: int = 0, fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("twinview").setLevel(level)
-    for noisy in ("websockets", "asyncio", "trimesh", "PIL", "wgpu"):  # libraries speak only when asked twice
+    for noisy in ("websockets", "asyncio", "trimesh", "PIL"):  # libraries speak only when asked twice (wgpu sets its own logger class)
         logging.getLogger(noisy).setLevel(max(level, logging.INFO if verbosity >= 2 else logging.WARNING))

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from twinview.site import LoadedSite
-
-from .assets import STATIC_DIR, page_files, three_files, three_root, THREE_URL
 from twinview.twin.runtime import Driver, Runtime
 
+from .assets import STATIC_DIR, THREE_URL, page_files, three_files, three_root
 from .bridge import WebBridge
 from .export import build_gltf, glb_bytes
 from .metrics import Metrics

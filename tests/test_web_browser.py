@@ -80,6 +80,11 @@ def test_page_shows_live_state_and_inspects_devices(loaded, tmp_path):
         push(live, "B-1-1", 40.0)
         push(live, "B-0-0", 95.0)
         browser.wait("() => (twinview.deviceEntry('B-1-1') || {}).label === '40 degC' && twinview.deviceColor('B-0-0').painted")
+        # a payload that does not decode is counted on the server and the page says so
+        live.submit(Sample("B-2-2", "temp", None, time.time(), None, "not a number: 'hot'"))
+        browser.wait("() => twinview.status && twinview.status.errors.bad_samples === 1"
+                     " && !document.getElementById('errors').hidden"
+                     " && document.getElementById('errors').textContent === '1 counted error'")
 
         colour = browser.eval("(id) => twinview.deviceColor(id)", "B-1-1")
         assert colour["painted"] and close_hex(colour["color"], heat_hex(40)), colour

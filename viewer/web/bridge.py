@@ -271,6 +271,10 @@ class WebBridge:
             self._recent_commands.append(text)
         self._call_soon(self._queue_all, text)
 
+    def publish_status(self, status: Mapping[str, Any]) -> None:
+        """Tell every page how the twin is doing: points by quality, links, counted errors."""
+        self._call_soon(self._queue_all, dumps({"type": "status", **status}))
+
     def send_to(self, client: int, message: Mapping[str, Any]) -> None:
         """Send one control message to one page (thread-safe; dropped if it has gone)."""
         self._call_soon(self._queue_one, client, dumps(message))

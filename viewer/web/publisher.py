@@ -22,6 +22,7 @@ from .bridge import CommandRequest, WebBridge
 
 log = logging.getLogger("twinview.web")
 CommandHandler = Callable[[CommandRequest], dict]
+STATUS_PERIOD = 1.0  # seconds between status messages to every page
 
 
 def refuse_all(request: CommandRequest) -> dict:
@@ -43,6 +44,7 @@ class WebPublisher:
         self._dirty = np.zeros(len(runtime.site.devices), bool)
         self._any = False
         self._last = 0.0
+        self._last_status = 0.0
         runtime.events.subscribe(DevicesChanged, self._on_changed, owner=self)
         runtime.events.subscribe(StateReset, self._on_reset, owner=self)
         runtime.events.subscribe(CommandChanged, self._on_command, owner=self)
@@ -85,12 +87,25 @@ class WebPublisher:
             if reply:
                 self.bridge.send_to(request.client, reply)
         now = time.monotonic()
+        if now - self._last_status >= STATUS_PERIOD:
+            self._last_status = now
+            self.bridge.publish_status(self.status())
         if self._any and now - self._last >= self.period:
             devices = np.flatnonzero(self._dirty)
             self._dirty[devices] = False
             self._any = False
             self._last = now
             self.publish(devices)
+
+    def status(self) -> dict:
+        """Points by quality, each link's state and every counted error (what the desktop's connections panel shows)."""
+        rt = self.runtime
+        links = {name: {"state": link.state, "detail": link.detail} for name, link in rt.link_states().items()}
+        errors = {k: v for k, v in rt.counted_errors().items() if v}
+        if self.errors:
+            errors["web_command_errors"] = self.errors
+        return {"qualities": rt.state.quality_counts(), "links": links, "errors": errors,
+                "last_error": rt.stats.last_error or rt.events.last_error or self.last_error}  # fmt: skip
 
     def close(self) -> None:
         self.runtime.events.release(self)

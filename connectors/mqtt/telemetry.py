@@ -109,6 +109,9 @@ def make_client(
     return client
 
 
+DEGRADED_HOLD_S = 30.0  # a link stays "degraded" this long after the last lost message
+
+
 class MqttConnector(Connector):
     """Subscribes to a site's telemetry topics on one broker (commands go out through MqttCommandTransport)."""
 
@@ -135,6 +138,7 @@ class MqttConnector(Connector):
         subscribe: bool = True,
     ):
         super().__init__()
+        self._degraded_until = 0.0
         self.address = addr = parse_url(url)
         opt = addr.options
         self.topic_map = topic_map
@@ -176,6 +180,7 @@ class MqttConnector(Connector):
             return
         self._sink = sink
         self._router = Router(self.topic_map, self.stats, sink, self.tap)
+        self._router.on_loss = self._on_loss
         addr = self.address
         client = make_client(
             addr, self.client_id, v5=self.protocol5, username=self.username, password=self.password,
@@ -283,6 +288,16 @@ class MqttConnector(Connector):
             self.callback_errors += 1
             self.stats.last_error = f"on_subscribe: {exc}"[:200]
 
+    def _on_loss(self, missing: int, topic: str) -> None:
+        """Sequence numbers skipped: messages were lost between device and twin (a broker's queue overflowed)."""
+        self._degraded_until = time.monotonic() + DEGRADED_HOLD_S
+        self._set_link("degraded", f"{self.stats.lost} messages lost in transit since connecting "
+                                   f"(sequence gaps, last on {topic}): values may be missing")
+
+    def _check_degraded(self) -> None:
+        if self._link == "degraded" and time.monotonic() >= self._degraded_until:
+            self._set_link("up", f"{self.address.host}:{self.address.port}")
+
     def _on_connect_fail(self, client, userdata) -> None:
         self._connected.clear()
         self._set_link("down", "cannot connect")
@@ -299,6 +314,8 @@ class MqttConnector(Connector):
             except UnicodeDecodeError:
                 topic = bytes(message._topic).decode("utf-8", "replace")
             self._router.handle(topic, message.payload, time.time())  # type: ignore[union-attr]
+            if self._degraded_until:
+                self._check_degraded()
         except Exception as exc:  # noqa: BLE001 - never let anything reach paho's thread
             self.callback_errors += 1
             try:

@@ -184,9 +184,8 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
             _stop(live)
     view = SiteView(loaded)
     live = _live(loaded, args, record=True)
-    SceneBinding(live, view)
     try:
-        run_desktop(view, live)
+        run_desktop(view, live)  # the desktop binds the scene to the live twin, or to the past on the timeline
     finally:
         _stop(live)
     return EXIT_OK

@@ -15,39 +15,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from twinview.twin.samples import Availability, Event, LinkState, Sample, SampleBatch
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One decoded value for one point. `error` is set (and value None) for bad input."""
+# What a connector hands the twin (defined by the twin: twinview.twin.samples).
+__all__ = ["Availability", "Connector", "ConnectorStats", "Event", "LinkState", "Sample", "SampleBatch", "Sink"]
 
-    device: str
-    point: str
-    value: float | bool | str | None
-    recv_ts: float  # receive time, time.time()
-    source_ts: float | None = None  # the device's own timestamp, if the payload had one
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    """A device said it is online or offline (e.g. its MQTT last will fired)."""
-
-    device: str
-    online: bool
-    recv_ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class LinkState:
-    """The connector's own connection changed: up, down, reconnecting."""
-
-    connector: str
-    state: str  # "connecting" | "up" | "down"
-    detail: str = ""
-    recv_ts: float = 0.0
-
-
-Event = Sample | Availability | LinkState
 Sink = Callable[[Event], None]
 
 
@@ -59,6 +31,7 @@ class ConnectorStats:
     received: int = 0
     bad: int = 0
     unknown_topic: int = 0
+    lost: int = 0  # messages that never arrived, from gaps in the devices' sequence numbers
     last_error: str = ""
     bad_examples: deque = field(default_factory=lambda: deque(maxlen=5))
     _rate_window: deque = field(default_factory=lambda: deque(maxlen=64))
@@ -92,6 +65,7 @@ class ConnectorStats:
                 "received": self.received,
                 "bad": self.bad,
                 "unknown_topic": self.unknown_topic,
+                "lost": self.lost,
                 "last_error": self.last_error,
                 "bad_examples": list(self.bad_examples),
             }

@@ -11,7 +11,7 @@ import numpy as np
 def demo_batches(seconds: float = 300.0, step: float = 0.5):
     """(names, batches) of the demo plant's simulator, `seconds` of simulated time."""
     from twinview.cli import demo_site_path
-    from twinview.bench.history import simulated_batches
+    from twinview.bench.simdata import simulated_batches
     from twinview.site.manifest import load_manifest
 
     site, _ = load_manifest(demo_site_path())

@@ -8,7 +8,7 @@ from typing import Iterable
 
 import numpy as np
 
-# Quality codes, as in twinview.twin.quality.Quality (kept as plain ints here: the
+# Quality codes, as in twinview.twin.vocabulary.Quality (kept as plain ints here: the
 # store holds bytes, not enums).
 GOOD, NO_DATA, STALE, BAD, OFFLINE = 0, 1, 2, 3, 4
 

@@ -4,7 +4,9 @@
 // look different from good (truth first).
 import * as THREE from 'three';
 
-export const FLAGS = { SELECTED: 1, HOVERED: 2, STALE: 4, BAD: 8, ALARM: 16, OFFLINE: 32, PENDING: 64 };
+import { FLAGS } from './vocabulary.js';
+
+export { FLAGS };
 
 const GREY = new THREE.Color(0.55, 0.55, 0.55);
 const OFFLINE = new THREE.Color().setRGB(0.3, 0.3, 0.32, THREE.SRGBColorSpace);

@@ -217,6 +217,7 @@ def test_retention_drops_what_is_due_and_nothing_else_while_ingest_goes_on(tmp_p
     raw = store.series(int(ids[0]), raw_cut, now - 1, max_points=10**6)
     assert raw.level == "raw" and np.array_equal(raw.t, t[t >= raw_cut])
     assert len(store.state_at(raw_cut - 1)) == 0
+    assert store.first_time() >= raw_cut
     ckpts = list((tmp_path / "h" / "ckpt").glob("*.tvb"))
     assert ckpts and all(int(f.stem.split("-")[2]) / 1000 >= raw_cut for f in ckpts)
     assert_state_equals(store.state_at(raw_cut + DAY), {int(p): (float(t[t <= raw_cut + DAY][-1]),
@@ -325,6 +326,7 @@ def test_samples_replay_a_window_in_time_order(tmp_path):
         # per point, the same values in the same order as written
         for pid in np.unique(all_ids[sel])[:20].tolist():
             assert np.array_equal(got[2][got[0] == pid], v[sel & (all_ids == pid)], equal_nan=True)
+        assert store.first_time() == float(t.min())
         one = store.samples(t0, t1, ids=[int(all_ids[sel][0])])
         assert np.array_equal(one[1], t[sel & (all_ids == all_ids[sel][0])])
         # state at t0 plus the window replayed gives the state at t1

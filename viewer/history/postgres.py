@@ -202,6 +202,13 @@ class PostgresStore:
     def latest(self, ids=None) -> State:
         return self.state_at(math.inf, ids)
 
+    def first_time(self) -> float | None:
+        """The time of the oldest sample still kept (None when the site has none)."""
+        row = self.db.execute(
+            "SELECT extract(epoch FROM min(s.t))::double precision FROM twinview_samples s "
+            "JOIN twinview_points p ON p.id = s.point_id WHERE p.site = %s", (self.site,)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def samples(self, t0: float, t1: float, ids=None):
         """(ids, t, v, q) of every sample with t0 < t <= t1 (of `ids`, or all the site's points), in time order."""
         only = ids_array(ids)

@@ -191,16 +191,22 @@ def _size_parts(root: Path) -> dict:
     return {"blocks": blocks, "rollups": total - blocks - names, "names": names}
 
 
-def _median_ms(fn, runs: int = 3) -> tuple[float, float]:
-    """(wall ms, CPU ms) medians after one warm-up call: CPU time shows the cost when others share the cores."""
-    fn()  # warm
+def _median_ms(fn, runs: int = 3) -> tuple[float, float, float]:
+    """(wall ms, CPU ms, first wall ms): medians of `runs` calls after a first one, and that first one.
+
+    The first call reads the files cold (for the store; the OS may still have them cached); the
+    repeats show what a timeline scrubbing nearby instants costs. CPU time stays meaningful when
+    other work shares the cores."""
+    t0 = time.perf_counter()
+    fn()
+    first = (time.perf_counter() - t0) * 1000
     wall, cpu = [], []
     for _ in range(runs):
         t0, c0 = time.perf_counter(), time.process_time()
         fn()
         wall.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
-    return statistics.median(wall), statistics.median(cpu)
+    return statistics.median(wall), statistics.median(cpu), first
 
 
 def _kill_test(kind: str, store: Path, data: Path, seconds: float = 4.0) -> dict:
@@ -270,8 +276,8 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
             h.close()
         passes = samples / sum(b[0].size for b in batches)
         at = start + PASS_SECONDS * passes / 2
+        state_ms, state_cpu, state_first = _median_ms(lambda: s.state_at(at))
         state = s.state_at(at)
-        state_ms, state_cpu = _median_ms(lambda: s.state_at(at))
         if hasattr(s, "close"):
             s.close()
         # 30-day chart: the month set
@@ -282,8 +288,8 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
         pid = int(m.ids([mnames[1]])[0])
         t1 = float(mbatches[-1][1][-1])
         t0 = t1 - 30 * 86400.0
+        chart_ms, chart_cpu, chart_first = _median_ms(lambda: m.series(pid, t0, t1, 1000))
         chart = m.series(pid, t0, t1, 1000)
-        chart_ms, chart_cpu = _median_ms(lambda: m.series(pid, t0, t1, 1000))
         if hasattr(m, "close"):
             m.close()
         kill = _kill_test(kind, base / "kill", live)
@@ -292,7 +298,8 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
             "core_share": ing["cpu_s"] / ing["received"] * TARGETS["ingest"],
             "bytes": hst.bytes / max(hst.written, 1), "size_samples": hst.written, "size_parts": parts,
             "live_bytes": st.bytes / max(st.written, 1), "state_ms": state_ms, "state_points": len(state),
-            "state_cpu": state_cpu, "chart_ms": chart_ms, "chart_cpu": chart_cpu, "chart_buckets": len(chart),
+            "state_cpu": state_cpu, "state_first": state_first, "chart_ms": chart_ms, "chart_cpu": chart_cpu,
+            "chart_first": chart_first, "chart_buckets": len(chart),
             "chart_level": chart.level,
             "reads": ing["reads"] + kill["reads"], "read_failures": ing["read_failures"] + kill["read_failures"],
             "read_error": ing["read_error"],
@@ -304,14 +311,15 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
         rows.append([
             kind + (" (default)" if kind == "segments" else ""), f"{r['rate']:,.0f}", f"{r['core_share']:.0%}",
             f"{r['written']:,} / {r['received']:,}", f"{r['bytes']:.2f}",
-            f"{r['state_ms']:.0f} (CPU {r['state_cpu']:.0f})", f"{r['chart_ms']:.1f} (CPU {r['chart_cpu']:.1f}, {r['chart_level']})",
+            f"{r['state_first']:.0f} / {r['state_ms']:.0f} (CPU {r['state_cpu']:.0f})",
+            f"{r['chart_first']:.1f} / {r['chart_ms']:.1f} (CPU {r['chart_cpu']:.1f}, {r['chart_level']})",
             reads,
             f"{r['kill_lost']:,} of {r['kill_expected']:,}",
         ])
     print_table(
         f"History store candidates ({npoints:,} points, {samples:,} simulated samples; data prepared in {prep_s:.0f} s)",
         ["store", "ingest samples/s", "CPU at 100k/s", "written / received", "bytes/sample",
-         f"state at T ms ({npoints:,} pts)", "30-day chart ms",
+         f"state at T ms ({npoints:,} pts): first / again", "30-day chart ms: first / again",
          "reads by another process while writing", "lost after kill -9 (older than 1 s)"],
         rows,
     )
@@ -358,12 +366,14 @@ def bench_history_from_env(workdir: Path) -> dict:
 
 
 def _timed_ok(r: dict, what: str):
-    """yes when the wall time meets the target; when only the CPU time does, say the machine was busy."""
+    """yes when the first query's wall time meets the target; when only the CPU time of the repeats
+    does, say that the machine was busy."""
     target = TARGETS[f"{what}_ms"]
-    if r[f"{what}_ms"] <= target:
+    if r[f"{what}_first"] <= target:
         return True
     if r[f"{what}_cpu"] <= target:
-        return f"NO on the wall clock ({r[f'{what}_ms']:.0f} ms), yes in CPU time ({r[f'{what}_cpu']:.0f} ms): cores were busy"
+        return (f"NO on the wall clock ({r[f'{what}_first']:.0f} ms first), yes in CPU time "
+                f"({r[f'{what}_cpu']:.0f} ms): cores were busy")
     return False
 
 

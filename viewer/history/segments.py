@@ -448,14 +448,21 @@ class SegmentStore:
             return
         self._scan_stamp = stamp
         blocks: dict[int, tuple[float, float, Path]] = {}
+        known = getattr(self, "_names_seen", {})  # file name -> parsed entry: a rescan parses only new files
+        seen: dict[str, tuple] = {}
         for e in os.scandir(self.block_dir) if self.block_dir.exists() else ():
             if not e.name.endswith(".tvb"):
                 continue
-            seq_s, tmin_s, tmax_s = e.name[:-4].split("-")
-            seq, tmin = int(seq_s), int(tmin_s) / 1000.0
+            entry = known.get(e.name)
+            if entry is None:
+                seq_s, tmin_s, tmax_s = e.name[:-4].split("-")
+                entry = (int(seq_s), int(tmin_s) / 1000.0, int(tmax_s) / 1000.0, Path(e.path))
+            seen[e.name] = entry
+            seq, tmin = entry[0], entry[1]
             old = blocks.get(seq)
             if old is None or tmin > old[0]:  # a retention rewrite of the same block: the newer one
-                blocks[seq] = (tmin, int(tmax_s) / 1000.0, Path(e.path))
+                blocks[seq] = entry[1:]
+        self._names_seen = seen
         by_seq: dict[int, tuple] = {}
         for e in os.scandir(self.ckpt_dir) if self.ckpt_dir.exists() else ():
             if e.name.endswith(".tvb"):

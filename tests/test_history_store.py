@@ -336,3 +336,12 @@ def test_samples_replay_a_window_in_time_order(tmp_path):
         for i, tt, vv, qq in zip(*(c.tolist() for c in got)):
             cur[i] = (tt, vv, qq)
         assert_state_equals(store.state_at(t1), cur)
+
+
+def test_a_sample_without_a_usable_time_costs_only_itself(tmp_path):
+    with SegmentStore(tmp_path / "h") as store:
+        a, b, c = store.ids(["A/x", "B/x", "C/x"])
+        store.append([a, b, c], [10.0, float("nan"), 10.0], [1.0, 2.0, 3.0], [0, 0, 0])
+        assert store.rejected == 1
+        st = store.state_at(20.0)
+        assert st.ids.tolist() == [a, c] and st.v.tolist() == [1.0, 3.0]

@@ -25,7 +25,9 @@ import math
 
 import numpy as np
 
-from .api import ROLLUP_SECONDS, Retention, State, Stats, as_batch, bin_rollups, bin_series, ids_array
+from .api import (
+    ROLLUP_SECONDS, Retention, State, Stats, as_batch, bin_rollups, bin_series, ids_array, without_timeless,
+)
 from .segments import rollup_rows
 
 RAW_SECONDS = 86400.0  # ranges up to a day are read raw; longer ones from rollups
@@ -100,6 +102,7 @@ class PostgresStore:
         self._ids: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self.received = 0
+        self.rejected = 0  # samples refused for having no usable time (NaN or infinite)
         if retention is not None and not readonly:
             self.retention(retention.raw_days, retention.rollup_days)
 
@@ -140,7 +143,8 @@ class PostgresStore:
         """COPY the batch and upsert its rollups, in one transaction: all of it is recorded, or none."""
         if self.readonly:
             raise PermissionError("store is open read-only")
-        ids, t, v, q = as_batch(point_ids, t, v, quality)
+        ids, t, v, q, timeless = without_timeless(*as_batch(point_ids, t, v, quality))
+        self.rejected += timeless
         if ids.size == 0:
             return
         lines = "\n".join(

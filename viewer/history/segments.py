@@ -50,7 +50,7 @@ import numpy as np
 
 from . import codec
 from .api import (
-    DAY, GOOD, ROLLUP_SECONDS, LastValues, Retention, Series, State, Stats, as_batch, bin_rollups, bin_series,
+    DAY, GOOD, ROLLUP_SECONDS, LastValues, Retention, Series, State, Stats, as_batch, bin_rollups, bin_series, without_timeless,
     ids_array,
 )
 from .config import load_retention, save_retention
@@ -169,6 +169,7 @@ class SegmentStore:
         self._blk_bytes = 0
         self._dec_cache: OrderedDict[int, tuple] = OrderedDict()
         self.received = 0
+        self.rejected = 0  # samples refused for having no usable time (NaN or infinite)
         self._closed = False
         self._error: BaseException | None = None
         if readonly:
@@ -211,7 +212,8 @@ class SegmentStore:
             raise PermissionError("store is open read-only")
         if self._error is not None:
             raise RuntimeError("history compactor failed") from self._error
-        ids, t, v, q = as_batch(point_ids, t, v, quality)
+        ids, t, v, q, timeless = without_timeless(*as_batch(point_ids, t, v, quality))
+        self.rejected += timeless
         n = ids.size
         if n == 0:
             return

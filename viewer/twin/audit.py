@@ -130,13 +130,19 @@ class AuditLog:
         self.pid = os.getpid()
         self.lines = 0  # lines written by this instance
         self.torn_lines_ended = 0  # torn lines (a crash mid-write elsewhere) ended before a record
+        self._readable = True
 
     def _open(self) -> int:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._hold_owner_lock()
             existed = self.path.exists()
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            flags = os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | flags, 0o600)  # read: to see a torn last line
+            except PermissionError:
+                self._fd = os.open(self.path, os.O_WRONLY | flags, 0o600)
+                self._readable = False
             if not existed:  # make the new directory entry durable too
                 dfd = os.open(self.path.parent, os.O_RDONLY)
                 try:
@@ -170,6 +176,8 @@ class AuditLog:
 
     def _ends_torn(self, fd: int) -> bool:
         """Does the file end without a newline (a line torn by a crash mid-write)?"""
+        if not self._readable:
+            return False
         size = os.fstat(fd).st_size
         return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 

@@ -213,6 +213,7 @@ class ValueFirstDevice(Device):
 
 def test_cli_waits_for_the_answer_already_on_the_wire(broker, site, users, tmp_path):
     report(broker, site, "level", 50.0)
+    report(broker, site, "setpoint", 20.0)  # known before: the change to 55 confirms before the answer arrives
     dev = ValueFirstDevice(broker, site).connect()
     audit = tmp_path / "cli.jsonl"
     out = io.StringIO()

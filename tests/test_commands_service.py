@@ -289,19 +289,27 @@ def test_a_change_after_the_send_confirms_without_an_answer(rig):
     assert cmd.state == CONFIRMED and cmd.acked is False
 
 
-def test_unknown_before_and_reported_after_the_send_confirms(rig):
+def test_a_value_unknown_before_needs_the_answer_or_a_change(rig):
+    """The first value ever known, equal to the wanted one, may have been there all along."""
     site, _, clock, _, _, audit, _ = rig
     from test_commands_site import Plant
 
     fresh = Plant(site)  # nothing received yet
     fresh.report(clock.t, level=50.0)
-    wire = Wire()
-    service = CommandService(site, fresh.reader, wire, audit, clock=clock, threaded=False)
-    cmd = service.request(OPERATOR, "P-101", "set_speed", {"speed": 40}, False)
+    service = CommandService(site, fresh.reader, Wire(), audit, clock=clock, threaded=False)
+    first = service.request(OPERATOR, "P-101", "set_speed", {"speed": 40}, False)
     service.poll()
     clock.t += 0.5
-    service.on_values(fresh.report(clock.t, setpoint=40.0))
-    assert cmd.state == CONFIRMED and "first reported after the command was sent" in cmd.reason
+    service.on_values(fresh.report(clock.t, setpoint=40.0))  # reported after the send, but no news
+    assert first.state == SENT
+    clock.t += 3
+    service.poll()
+    assert first.state == UNVERIFIED and "its value before the command was not known" in first.reason
+    second = service.request(OPERATOR, "P-101", "set_speed", {"speed": 40}, False)
+    service.poll()
+    service.on_ack(second.id, "accepted")
+    service.poll()
+    assert second.state == CONFIRMED  # the device's answer for this id is the evidence
     service.close()
 
 

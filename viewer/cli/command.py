@@ -158,21 +158,29 @@ def _wait_for_answer(runtime: Any, cmd: Any, grace: float) -> None:
         runtime.step()
 
 
+SUCCESS_POINT_WAIT_S = 3.0  # at most this long for the success point's value before sending
+
+
 def _wait_for_points(runtime: Any, device: Any, spec: Any) -> None:
-    """Give the interlock's points a chance to report (retained values arrive at once)."""
+    """Give the interlock's points a chance to report (retained values arrive at once), and the
+    success point a few seconds: a change of it is evidence only when its value before the command
+    is known (without one, only the device's answer confirms the command)."""
     from twinview.twin.interlock import Interlock, InterlockError
 
     try:
         points = Interlock.parse(spec.interlock).points if spec.interlock else ()
     except InterlockError:
-        return
+        points = ()
     specs = [device.point(p) for p in points if device.point(p) is not None]
-    if not specs:
-        return
-    deadline = time.monotonic() + min(30.0, max(p.period for p in specs) + 1.0)
+    success = device.point(spec.success_point) if spec.success_point else None
+    start = time.monotonic()
+    deadline = start + min(30.0, max(p.period for p in specs) + 1.0) if specs else start
+    if success is not None:
+        deadline = max(deadline, start + min(SUCCESS_POINT_WAIT_S, success.period + 1.0))
+    known = lambda p: runtime.state.point(device.id, p.id).quality.current  # noqa: E731
     while time.monotonic() < deadline:
         runtime.step()
-        if all(runtime.state.point(device.id, p.id).quality.current for p in specs):
+        if all(known(p) for p in specs) and (success is None or known(success)):
             return
         time.sleep(0.02)
 

@@ -10,11 +10,12 @@ States:
     sent          the broker accepted it (MQTT 5 PUBACK success)
     acknowledged  the device said it accepted it
     confirmed     the reported success point equals the wanted value (GOOD quality) and that is
-                  news: the device answered this command id, or the value changed (it did not
-                  match before), or it was unknown before and was reported after the send; for a
+                  news: the device answered this command id, or the value changed to it after the
+                  command was handed to the broker (it read something else until then); for a
                   command without a success point, the device acknowledged it
     unverified    the time was up and the success point shows the wanted value, but it already
-                  did before the command and nothing since shows the device received it
+                  did (or was unknown) before the command and nothing since shows the device
+                  received it
     refused       by the service: unknown device/command, role, missing confirmation,
                   invalid argument, interlock. Nothing is published.
     rejected      by the device
@@ -233,9 +234,8 @@ class Command:
     _interlock: Interlock | None = field(default=None, repr=False)
     _sending: bool = field(default=False, repr=False)
     _next_attempt: float = field(default=0.0, repr=False)
-    _mismatch_seen: bool = field(default=False, repr=False)
-    _matched_before: bool = field(default=False, repr=False)  # the success point already read the wanted value
-    _last_dispatch: float | None = field(default=None, repr=False)  # when it was last handed to the transport
+    _mismatch_seen: bool = field(default=False, repr=False)  # read something else since it was last dispatched
+    _matched_before: bool = field(default=False, repr=False)  # already read the wanted value when sent
     _last_error: str = field(default="", repr=False)
     _ack_reason: str = field(default="", repr=False)
 
@@ -513,13 +513,7 @@ class CommandService:
         self._inflight[cmd.id] = cmd
         self._by_device.setdefault(cmd.device, set()).add(cmd.id)
         self._changed.add(cmd.device)
-        if cmd.desired:
-            point, wanted = next(iter(cmd.desired.items()))
-            got = self._read(cmd.device, point)
-            if got is not None and matches(wanted, got[0], cmd.tolerance):
-                cmd._matched_before = True  # whatever its quality: the same value again proves nothing
-            elif got is not None and got[1] == "good":
-                cmd._mismatch_seen = True
+        self._baseline(cmd)
         self._notify(cmd, "")
         if self.threaded:
             self._dispatch(cmd, now)
@@ -909,10 +903,10 @@ class CommandService:
             if cmd.deadline is not None and now >= cmd.deadline:
                 if self._matches_now(cmd):
                     point, wanted = next(iter(cmd.desired.items()))
+                    before = "it already did before the command" if cmd._matched_before else "its value before the command was not known"
                     self._to(cmd, UNVERIFIED, (
-                        f"{point} reads {_show(wanted)} as wanted, but it already did before the command, and in "
-                        f"{cmd.timeout:g} s the device neither answered nor reported a change: nothing shows it "
-                        "received the command"), now)  # fmt: skip
+                        f"{point} reads {_show(wanted)} as wanted, but {before}, and in {cmd.timeout:g} s the device "
+                        "neither answered nor reported a change: nothing shows it received the command"), now)  # fmt: skip
                     return
                 self._to(cmd, TIMED_OUT, self._timeout_reason(cmd), now)
 
@@ -943,7 +937,7 @@ class CommandService:
             return  # _step fails it
         cmd.attempts += 1
         cmd._sending = True
-        cmd._last_dispatch = now
+        self._baseline(cmd)  # a change counts only when it comes after this hand-over
         job = (cmd.id, cmd.topic, cmd.payload, remaining, cmd.response_topic)
         if self.threaded:
             if self._sender is None:
@@ -965,19 +959,28 @@ class CommandService:
         if not matches(wanted, got[0], cmd.tolerance):
             cmd._mismatch_seen = True
             return False
-        # Evidence that postdates the command: the device's answer for this id, or a change.
-        fresh = cmd.acked or cmd._mismatch_seen
-        received_at = getattr(self.state, "received_at", None)
-        sent = cmd._last_dispatch if cmd._last_dispatch is not None else cmd.sent_at
-        if not fresh and not cmd._matched_before and callable(received_at) and sent is not None:
-            # Unknown before: a report received after it was published (the PUBACK may be seen later).
-            t = received_at(cmd.device, point)
-            fresh = t is not None and t >= sent
-        if not fresh:
-            return False  # it already read so before: a coincidence, until the device answers or it changes
-        why = "" if cmd.acked or cmd._mismatch_seen else ", first reported after the command was sent"
-        self._to(cmd, CONFIRMED, f"{point} reported {_show(got[0])} (wanted {_show(wanted)}{why})", now)
+        # Evidence that postdates the command: the device's answer for this id, or a change to the
+        # wanted value after the command was handed over. A value that was already there, or a
+        # first report of a value unknown until then, may be a coincidence.
+        if not (cmd.acked or cmd._mismatch_seen):
+            return False
+        self._to(cmd, CONFIRMED, f"{point} reported {_show(got[0])} (wanted {_show(wanted)})", now)
         return True
+
+    def _baseline(self, cmd: Command) -> None:
+        """What the success point reads now, before the command can have acted (at the request and at
+        each hand-over to the transport): matching already, or something else (a change may follow)."""
+        if not cmd.desired:
+            return
+        point, wanted = next(iter(cmd.desired.items()))
+        got = self._read(cmd.device, point)
+        value = None if got is None else got[0]
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return  # unknown: neither
+        if matches(wanted, value, cmd.tolerance):
+            cmd._matched_before, cmd._mismatch_seen = True, False  # whatever its quality: no news
+        else:
+            cmd._mismatch_seen = True
 
     def _matches_now(self, cmd: Command) -> bool:
         """Does the success point read the wanted value now, with good quality?"""
@@ -997,8 +1000,8 @@ class CommandService:
         if not matches(wanted, got[0], cmd.tolerance):
             cmd._mismatch_seen = True
             return
-        if cmd._matched_before and not cmd._mismatch_seen:
-            return  # the value it always had: no news about this command
+        if not cmd._mismatch_seen:
+            return  # the value it always had (or the first one known): no news about this command
         del self._watch[cmd.id]
         self._note(cmd, f"{point} reported {_show(got[0])} {now - cmd.updated:.1f} s after the command was marked {cmd.state.replace('_', ' ')}", now)
 

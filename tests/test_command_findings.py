@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from broker import LocalBroker, mosquitto_pub, require_mosquitto, start_mosquitto_sub, wait_until
-from test_commands_mqtt import MQTT_MANIFEST, Device, Sub, Viewer
+from test_commands_mqtt import MQTT_MANIFEST, Device, Viewer
 from test_commands_site import write_site
 
 from twinview.cli.broker_acl import acl_text, dynsec_config
@@ -33,7 +33,7 @@ from twinview.connectors.wire.decode import encode
 from twinview.security import auth
 from twinview.security.auth import Principal
 from twinview.twin.audit import AuditLog, iter_audit, read_audit
-from twinview.twin.commands import CONFIRMED, FAILED, REQUESTED, SENT, UNVERIFIED, CommandService, TwinStateReader
+from twinview.twin.commands import REQUESTED, SENT, UNVERIFIED, CommandService, TwinStateReader
 from twinview.twin.state import TwinState
 
 pytestmark = pytest.mark.broker

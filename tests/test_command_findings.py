@@ -257,7 +257,7 @@ def _pub(broker: LocalBroker, user: str | None, password: str | None, topic: str
 PASSWORDS = {"twinview": "tv-pw", "P-101": "dev-pw", "mallory": "m-pw"}
 
 
-def _only_twinview_reaches_the_device(b: LocalBroker, site, tmp_path: Path) -> None:
+def _only_twinview_reaches_the_device(b: LocalBroker, site, tmp_path: Path, users: Path | None = None) -> None:
     """A stranger's publish on plant/P-101/cmd/stop (anonymous, another broker user, the device itself)
     never reaches the subscribed device; twinview's command, through CommandService, does."""
     device = subprocess.Popen(
@@ -289,15 +289,23 @@ def _only_twinview_reaches_the_device(b: LocalBroker, site, tmp_path: Path) -> N
         transport.stop()
         assert ok and cmd.state == SENT, cmd.reason
         assert wait_until(lambda: any(cmd.id in line for line in got), 5)
+        expected = ["plant/P-101/cmd/stop"]
+        if users is not None:  # and `twinview command`, its broker password from the environment only
+            r = run_twinview("command", str(site.root), "P-101", "mode", "mode=manual", "--mqtt", f"mqtt://twinview@{b.host}:{b.port}",
+                             "--user", "olga", "--users", str(users), "--audit", str(tmp_path / "cli.jsonl"),
+                             env={"TWINVIEW_PASSWORD": "olga-pw", "TWINVIEW_MQTT_PASSWORD": PASSWORDS["twinview"]})  # fmt: skip
+            assert r.returncode == 13 and "expired" in r.stdout, r.stdout + r.stderr  # sent; this device never answers
+            assert PASSWORDS["twinview"] not in r.stdout + r.stderr
+            expected.append("plant/P-101/cmd/mode")
         time.sleep(0.3)
     finally:
         device.terminate()
         device.wait(5)
     delivered = [line.split(" ", 1)[0] for line in got if line.startswith("plant/")]
-    assert delivered == ["plant/P-101/cmd/stop"] and "x" * 32 not in "".join(got)
+    assert delivered == expected and "x" * 32 not in "".join(got)
 
 
-def test_broker_acl_lets_only_twinview_publish_commands(site, tmp_path):
+def test_broker_acl_lets_only_twinview_publish_commands(site, users, tmp_path):
     """`twinview broker-acl` + a real mosquitto with that acl_file and a mosquitto_passwd file."""
     require_mosquitto()
     acl = tmp_path / "twinview.acl"
@@ -309,7 +317,7 @@ def test_broker_acl_lets_only_twinview_publish_commands(site, tmp_path):
     for user, pw in PASSWORDS.items():
         _passwd(passwd, user, pw)
     with LocalBroker(extra_config=f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}") as b:
-        _only_twinview_reaches_the_device(b, site, tmp_path)
+        _only_twinview_reaches_the_device(b, site, tmp_path, users)
 
 
 def test_broker_dynsec_config_lets_only_twinview_publish_commands(site, tmp_path):

@@ -24,6 +24,7 @@ EXIT_TIMED_OUT = 12
 EXIT_FAILED = 13  # expired or failed
 EXIT_AUTH = 14
 EXIT_UNVERIFIED = 15  # the value was already as wanted, and nothing shows the device received the command
+BROKER_PASSWORD_ENV = "TWINVIEW_MQTT_PASSWORD"  # the broker password for --mqtt mqtt://USER@host
 EXIT_CODES = {"confirmed": EXIT_CONFIRMED, "refused": EXIT_REFUSED, "rejected": EXIT_REJECTED,
               "timed_out": EXIT_TIMED_OUT, "expired": EXIT_FAILED, "failed": EXIT_FAILED,
               "unverified": EXIT_UNVERIFIED}  # fmt: skip
@@ -72,6 +73,7 @@ def run_command_cli(
 
     out = out or sys.stdout
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
+    connect_url = broker_url(mqtt_url)  # may carry a secret: never printed
     try:
         site, _ = load_manifest(site_dir)
     except SiteError as exc:
@@ -107,8 +109,8 @@ def run_command_cli(
     # The twin of this one device: its telemetry (success and interlock points) and its commands.
     runtime = Runtime(replace(site, devices=(dev,) if dev else ()))
     if dev is not None:
-        runtime.add_connector(MqttConnector(mqtt_url, TopicMap(runtime.site), name="command telemetry"))
-    transport = MqttCommandTransport(mqtt_url, site.topic_prefix, **dict(transport_options or {}))
+        runtime.add_connector(MqttConnector(connect_url, TopicMap(runtime.site), name="command telemetry"))
+    transport = MqttCommandTransport(connect_url, site.topic_prefix, **dict(transport_options or {}))
     service = runtime.enable_commands(transport, audit_path=audit)
     if dev is None:
         service.site = site  # an unknown device is refused (and audited) by the service itself
@@ -126,7 +128,7 @@ def run_command_cli(
         runtime.start()
         transport.start()
         if not transport.wait_ready(connect_timeout):
-            say(f"warning: not connected to {mqtt_url} yet ({transport.last_error or 'no answer'}); "
+            say(f"warning: not connected to {transport.address.host}:{transport.address.port} yet ({transport.last_error or 'no answer'}); "
                 "the command will be retried until it expires")  # fmt: skip
         elif telemetry is not None:
             telemetry.wait_subscribed(connect_timeout)
@@ -140,6 +142,22 @@ def run_command_cli(
         return EXIT_CODES.get(cmd.state, EXIT_FAILED)
     finally:
         runtime.stop()
+
+
+def broker_url(url: str) -> str:
+    """The URL with the broker password from $TWINVIEW_MQTT_PASSWORD when it names a user without one,
+    so that twinview's broker identity needs no password on the command line."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    secret = os.environ.get(BROKER_PASSWORD_ENV)
+    try:
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+    except ValueError:
+        return url  # the connectors say what is wrong with it
+    if not secret or not parts.username or parts.password is not None or "@" not in parts.netloc:
+        return url
+    user, host = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(secret, safe='')}@{host}"))
 
 
 def _wait_for_answer(runtime: Any, cmd: Any, grace: float) -> None:

@@ -447,3 +447,45 @@ def test_the_twin_clamps_future_times_from_any_source_and_counts_them(site):
     assert state.point("P-101", "speed").value == 20.0 and state.counters["out_of_order"] == 0
     state.apply([Sample("P-101", "speed", 30.0, t + 0.6, t + 0.1)])  # really older than what is shown
     assert state.point("P-101", "speed").value == 20.0 and state.counters["out_of_order"] == 1
+
+
+def test_the_demo_pump_stops_only_through_twinview_behind_the_acl(users, tmp_path):
+    """The finding end to end: the simulated plant as an MQTT fleet behind `twinview broker-acl
+    --fleet-user sim`; a stranger's well-formed stop on plant/P-103/cmd/stop is refused by the broker
+    and the pump keeps running; `twinview command ... stop --yes` stops it, confirmed and audited."""
+    require_mosquitto()
+    from twinview.cli import demo_site_path
+    from twinview.connectors.simulator.fleet import run_publisher
+    from twinview.site.manifest import load_manifest
+
+    demo, _ = load_manifest(demo_site_path())
+    acl = tmp_path / "acl"
+    assert run_twinview("broker-acl", str(demo_site_path()), "--fleet-user", "sim", "--out", str(acl)).returncode == 0
+    passwd = tmp_path / "passwd"
+    for user, pw in (("twinview", "tv-pw"), ("sim", "sim-pw"), ("mallory", "m-pw")):
+        _passwd(passwd, user, pw)
+    with LocalBroker(extra_config=f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}") as b:
+        stop = threading.Event()
+        stats: dict = {}
+        fleet = threading.Thread(target=lambda: stats.update(run_publisher(
+            demo, b.url, 1.0, stop, client_options={"username": "sim", "password": "sim-pw"})))  # fmt: skip
+        fleet.start()
+        state = ["mosquitto_sub", "-h", b.host, "-p", str(b.port), "-u", "twinview", "-P", "tv-pw", "-t", "plant/P-103/state", "-C", "1", "-W", "10"]
+        try:
+            assert json.loads(subprocess.run(state, capture_output=True, text=True, timeout=15).stdout)["value"] == "running"
+            body = {"id": "f" * 32, "device": "P-103", "command": "stop", "args": {}, "user": "olga", "expires_at": time.time() + 30}
+            stranger = _pub(b, "mallory", "m-pw", "plant/P-103/cmd/stop", json.dumps(body))
+            assert "not authori" in (stranger.stdout + stranger.stderr).lower()
+            time.sleep(1.5)
+            assert json.loads(subprocess.run(state, capture_output=True, text=True, timeout=15).stdout)["value"] == "running"
+            assert stats == {} and fleet.is_alive()
+            audit = tmp_path / "demo.jsonl"
+            r = run_twinview("command", str(demo_site_path()), "P-103", "stop", "--yes", "--mqtt", f"mqtt://twinview@{b.host}:{b.port}",
+                             "--user", "olga", "--users", str(users), "--audit", str(audit),
+                             env={"TWINVIEW_PASSWORD": "olga-pw", "TWINVIEW_MQTT_PASSWORD": "tv-pw"})  # fmt: skip
+            assert r.returncode == 0 and "confirmed: state reported 'stopped'" in r.stdout, r.stdout + r.stderr
+        finally:
+            stop.set()
+            fleet.join(10)
+    assert stats["commands"] == 1 and stats["commands_rejected"] == 0  # the stranger's never reached it
+    assert [row["state"] for row in read_audit(audit) if row["event"] == "transition"][-1] == "confirmed"

@@ -235,7 +235,7 @@ def cmd_command(args) -> int:
 def cmd_broker_acl(args) -> int:
     from twinview.cli.broker_acl import run_broker_acl
 
-    return run_broker_acl(args.site, user=args.user, out=args.out, dynsec=args.dynsec)
+    return run_broker_acl(args.site, user=args.user, out=args.out, dynsec=args.dynsec, fleet_user=args.fleet_user)
 
 
 def cmd_audit(args) -> int:
@@ -424,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", default="twinview", help="twinview's broker user for commands (default twinview)")
     p.add_argument("--out", metavar="FILE", help="write the acl_file here (default: standard output)")
     p.add_argument("--dynsec", metavar="FILE", help="also write a mosquitto dynamic-security JSON with the same rules")
+    p.add_argument("--fleet-user", metavar="NAME", help="also a user that plays every device (twinview sim, a gateway)")
     p.set_defaults(func=cmd_broker_acl)
 
     p = sub.add_parser("audit", help="print or filter the command audit log")

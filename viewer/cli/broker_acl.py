@@ -9,6 +9,9 @@ broker can stop it. This writes, from the site's manifest:
   each device (a broker user named as its device id) may read its own commands
   and publish its own answers, telemetry and availability, nothing else;
   twinview reads everything under the prefix. Anybody else gets nothing.
+- with `--fleet-user NAME`, one more user for a process that plays every device
+  at once (`twinview sim`, a gateway): it may read every device's commands and
+  publish every answer, telemetry and availability topic, and still no command.
 - with `--dynsec FILE`, the same rules as a mosquitto dynamic-security
   configuration (roles "twinview-commands" and "device-<id>", one client each).
   An existing FILE (e.g. made by `mosquitto_ctrl dynsec init FILE admin`) is
@@ -86,11 +89,37 @@ def twinview_topics(site: Site) -> tuple[list[str], list[str]]:
     return reads, writes
 
 
-def acl_text(site: Site, user: str = "twinview") -> str:
+def fleet_topics(site: Site) -> tuple[list[str], list[str]]:
+    """(reads, writes) of a user that plays every device: all their topics, no command topic.
+    Under a prefix, '{prefix}/+/+' covers the default topics in one rule: a command topic has one
+    level more ({prefix}/{device}/cmd/{command}), so it never matches."""
+    prefix = site.topic_prefix.strip("/")
+    reads = [_join(prefix, "+", "cmd", "#")]
+    writes = [f"{prefix}/+/+"] if prefix else []
+    depth = len(prefix.split("/")) + 2 if prefix else 0
+    for device in site.devices:
+        _, d_writes = device_topics(site, device)
+        for topic in d_writes:
+            covered = prefix and topic.startswith(prefix + "/") and len(topic.split("/")) == depth
+            if not covered and topic not in writes:
+                writes.append(topic)
+    return reads, writes
+
+
+def _check_users(site: Site, *users: str | None) -> None:
+    for user in users:
+        if user is None:
+            continue
+        _check_name("user", user)
+        if site.device(user) is not None:
+            raise AclError(f"user {user!r} is also a device id: choose another name")
+    if len([u for u in users if u]) != len({u for u in users if u}):
+        raise AclError("the command user and the fleet user must differ")
+
+
+def acl_text(site: Site, user: str = "twinview", fleet_user: str | None = None) -> str:
     """A mosquitto acl_file for the site."""
-    _check_name("user", user)
-    if site.device(user) is not None:
-        raise AclError(f"user {user!r} is also a device id: choose another --user")
+    _check_users(site, user, fleet_user)
     reads, writes = twinview_topics(site)
     lines = [
         f"# mosquitto acl_file for site {site.name!r}, written by `twinview broker-acl`. Do not edit: regenerate.",
@@ -102,6 +131,10 @@ def acl_text(site: Site, user: str = "twinview") -> str:
         *[f"topic write {t}" for t in writes],
         *[f"topic read {t}" for t in reads],
     ]
+    if fleet_user:
+        f_reads, f_writes = fleet_topics(site)
+        lines += ["", "# plays every device (twinview sim, a gateway): their commands in, their answers and telemetry out",
+                  f"user {fleet_user}", *[f"topic read {t}" for t in f_reads], *[f"topic write {t}" for t in f_writes]]  # fmt: skip
     for device in site.devices:
         d_reads, d_writes = device_topics(site, device)
         lines += ["", f"user {device.id}", *[f"topic read {t}" for t in d_reads], *[f"topic write {t}" for t in d_writes]]
@@ -122,14 +155,15 @@ def _role(name: str, reads: list[str], writes: list[str], text: str) -> dict[str
     return {"rolename": name, "textDescription": MARK + text, "acls": acls}
 
 
-def dynsec_config(site: Site, user: str = "twinview") -> dict[str, Any]:
+def dynsec_config(site: Site, user: str = "twinview", fleet_user: str | None = None) -> dict[str, Any]:
     """The same rules as a mosquitto dynamic-security configuration (clients without passwords)."""
-    _check_name("user", user)
-    if site.device(user) is not None:
-        raise AclError(f"user {user!r} is also a device id: choose another --user")
+    _check_users(site, user, fleet_user)
     reads, writes = twinview_topics(site)
     roles = [_role("twinview-commands", reads, writes, f"sends the commands of site {site.name}")]
     clients = [{"username": user, "textName": "twinview command identity", "roles": [{"rolename": "twinview-commands"}]}]
+    if fleet_user:
+        roles.append(_role("twinview-fleet", *fleet_topics(site), f"plays every device of site {site.name}"))
+        clients.append({"username": fleet_user, "textName": "device fleet", "roles": [{"rolename": "twinview-fleet"}]})
     for device in site.devices:
         d_reads, d_writes = device_topics(site, device)
         roles.append(_role(f"device-{device.id}", d_reads, d_writes, f"device {device.id}"))
@@ -168,7 +202,7 @@ def merge_dynsec(existing: dict[str, Any], ours: dict[str, Any]) -> dict[str, An
 
 
 def run_broker_acl(site_dir: str | Path, user: str = "twinview", out: str | None = None, dynsec: str | None = None,
-                   stdout: TextIO | None = None) -> int:  # fmt: skip
+                   stdout: TextIO | None = None, fleet_user: str | None = None) -> int:  # fmt: skip
     """Write the acl_file (to `out`, else stdout) and, with `dynsec`, the dynamic-security JSON."""
     from twinview.site.errors import SiteError
     from twinview.site.manifest import load_manifest
@@ -181,8 +215,8 @@ def run_broker_acl(site_dir: str | Path, user: str = "twinview", out: str | None
             print(problem, file=sys.stderr)
         return EXIT_SITE
     try:
-        text = acl_text(site, user)
-        config = dynsec_config(site, user) if dynsec else None
+        text = acl_text(site, user, fleet_user)
+        config = dynsec_config(site, user, fleet_user) if dynsec else None
     except AclError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

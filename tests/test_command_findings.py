@@ -36,8 +36,6 @@ from twinview.twin.audit import AuditLog, iter_audit, read_audit
 from twinview.twin.commands import REQUESTED, SENT, UNVERIFIED, CommandService, TwinStateReader
 from twinview.twin.state import TwinState
 
-pytestmark = pytest.mark.broker
-
 OPERATOR = Principal("olga", "operator")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,6 +81,7 @@ def offline_device_session(broker: LocalBroker, client_id: str) -> None:
 # --- a value that already matched ---------------------------------------------------------
 
 
+@pytest.mark.broker
 def test_a_value_already_as_wanted_is_not_confirmed_by_coincidence(broker, site, tmp_path):
     """setpoint already 40, set_speed 40 requested, the device's command client is away (nothing
     reaches it) while its telemetry keeps reporting 40 after the send: never 'confirmed'."""
@@ -110,6 +109,7 @@ def test_a_value_already_as_wanted_is_not_confirmed_by_coincidence(broker, site,
     assert [r["state"] for r in rows] == [REQUESTED, SENT, UNVERIFIED] and rows[-1]["outcome"] == "unverified"
 
 
+@pytest.mark.broker
 def test_cli_exits_unverified_and_confirmed_when_the_device_answers(broker, site, users, tmp_path):
     report(broker, site, "level", 50.0)
     report(broker, site, "setpoint", 40.0)
@@ -154,6 +154,7 @@ def run_twinview(*args: str, env: dict | None = None, **kw) -> subprocess.Comple
                           env={**os.environ, **(env or {})}, **kw)  # fmt: skip
 
 
+@pytest.mark.broker
 def test_commands_in_flight_in_a_live_process_are_not_called_unknown(broker, site, users, tmp_path):
     """`twinview command` in one process, in flight; another start (a second `twinview command`, a
     viewer) must not write 'outcome unknown' for it. Once that process is killed, the next start does, once."""
@@ -211,6 +212,7 @@ class ValueFirstDevice(Device):
         threading.Timer(0.6, answer).start()
 
 
+@pytest.mark.broker
 def test_cli_waits_for_the_answer_already_on_the_wire(broker, site, users, tmp_path):
     report(broker, site, "level", 50.0)
     report(broker, site, "setpoint", 20.0)  # known before: the change to 55 confirms before the answer arrives
@@ -305,6 +307,7 @@ def _only_twinview_reaches_the_device(b: LocalBroker, site, tmp_path: Path, user
     assert delivered == expected and "x" * 32 not in "".join(got)
 
 
+@pytest.mark.broker
 def test_broker_acl_lets_only_twinview_publish_commands(site, users, tmp_path):
     """`twinview broker-acl` + a real mosquitto with that acl_file and a mosquitto_passwd file."""
     require_mosquitto()
@@ -320,6 +323,7 @@ def test_broker_acl_lets_only_twinview_publish_commands(site, users, tmp_path):
         _only_twinview_reaches_the_device(b, site, tmp_path, users)
 
 
+@pytest.mark.broker
 def test_broker_dynsec_config_lets_only_twinview_publish_commands(site, tmp_path):
     """The --dynsec JSON merged into a file from `mosquitto_ctrl dynsec init`, loaded by mosquitto's
     dynamic-security plugin, passwords set over the network with mosquitto_ctrl as the admin."""
@@ -373,6 +377,7 @@ def test_broker_acl_refuses_names_that_would_be_wildcards(tmp_path):
 # --- timestamps and digits over MQTT -------------------------------------------------------
 
 
+@pytest.mark.broker
 def test_a_future_timestamp_never_blocks_later_readings(broker, site, tmp_path):
     """Issue 13: a reading stamped 4 s ahead was trusted; every honest reading of the next 4 s was
     then 'out of order'. Now it is clamped to its receive time and counted."""
@@ -389,6 +394,7 @@ def test_a_future_timestamp_never_blocks_later_readings(broker, site, tmp_path):
         v.close()
 
 
+@pytest.mark.broker
 def test_unicode_digits_over_mqtt_are_bad_values(broker, site, tmp_path):
     v = Viewer(site, broker, tmp_path / "audit.jsonl")
     try:
@@ -449,6 +455,7 @@ def test_the_twin_clamps_future_times_from_any_source_and_counts_them(site):
     assert state.point("P-101", "speed").value == 20.0 and state.counters["out_of_order"] == 1
 
 
+@pytest.mark.broker
 def test_the_demo_pump_stops_only_through_twinview_behind_the_acl(users, tmp_path):
     """The finding end to end: the simulated plant as an MQTT fleet behind `twinview broker-acl
     --fleet-user sim`; a stranger's well-formed stop on plant/P-103/cmd/stop is refused by the broker

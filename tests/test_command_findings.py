@@ -362,8 +362,14 @@ def test_broker_acl_refuses_names_that_would_be_wildcards(tmp_path):
     point = replace(dev.points[0], topic="plant/#")
     with pytest.raises(ValueError, match="plant/#"):
         acl_text(replace(good, devices=(replace(dev, points=(point,)),)))
+    for topic in ("plant/P-102/cmd/stop", "plant/P-102/cmd_response"):  # a device may not write into the command space
+        point = replace(dev.points[0], topic=topic)
+        with pytest.raises(ValueError, match="command space"):
+            acl_text(replace(good, devices=(replace(dev, points=(point,)),)))
     with pytest.raises(ValueError, match="also a device id"):
         acl_text(good, user="P-101")
+    with pytest.raises(ValueError, match="must differ"):
+        acl_text(good, fleet_user="twinview")
     made = run_twinview("broker-acl", str(good.root), "--user", "P-101")
     assert made.returncode == 2 and made.stderr.startswith("error: ") and "Traceback" not in made.stderr
     assert run_twinview("broker-acl", str(good.root)).stdout == acl_text(good)

@@ -49,9 +49,15 @@ def _check_name(what: str, name: str) -> None:
         raise AclError(f"{what} {name!r} cannot be used in broker rules (no '+', '#', '/', spaces at the ends)")
 
 
-def _check_topic(topic: str) -> None:
-    if not topic or any(c in topic for c in ("\n", "\r", "\0")) or any(w in topic.split("/") for w in _WILDCARDS):
+def _check_topic(site: Site, topic: str) -> None:
+    """A telemetry topic that can be a rule, and that lies outside every device's command space."""
+    if not topic or any(c in topic for c in ("\n", "\r", "\0", *_WILDCARDS)):
         raise AclError(f"topic {topic!r} cannot be used in broker rules")
+    prefix = [p for p in site.topic_prefix.strip("/").split("/") if p]
+    parts = topic.split("/")
+    rest = parts[len(prefix):] if parts[: len(prefix)] == prefix else []
+    if len(rest) >= 2 and (rest[1] == "cmd_response" or (rest[1] == "cmd" and len(rest) >= 3)):
+        raise AclError(f"telemetry topic {topic!r} lies in the command space ({site.topic_prefix}/<device>/cmd/...)")
 
 
 def command_names(site: Site) -> list[str]:
@@ -68,7 +74,7 @@ def device_topics(site: Site, device: Device) -> tuple[list[str], list[str]]:
     reads = [_join(site.topic_prefix, device.id, "cmd", "#")]
     writes = [_join(site.topic_prefix, device.id, "cmd_response")]
     for topic in [p.topic for p in device.points] + ([device.availability_topic] if device.availability_topic else []):
-        _check_topic(topic)
+        _check_topic(site, topic)
         if topic not in writes:
             writes.append(topic)
     return reads, writes
@@ -81,7 +87,7 @@ def twinview_topics(site: Site) -> tuple[list[str], list[str]]:
     reads = [f"{prefix}/#"] if prefix else []
     for device in site.devices:  # telemetry outside the prefix, topic by topic
         for topic in [p.topic for p in device.points] + ([device.availability_topic] if device.availability_topic else []):
-            _check_topic(topic)
+            _check_topic(site, topic)
             if (not prefix or not topic.startswith(prefix + "/")) and topic not in reads:
                 reads.append(topic)
     if not prefix:

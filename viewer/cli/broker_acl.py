@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from twinview.site.manifest import Device, Site
+from twinview.twin.commands import command_topic, response_topic
 
 EXIT_OK, EXIT_USAGE, EXIT_SITE = 0, 2, 3
 _WILDCARDS = ("+", "#")
@@ -38,10 +39,6 @@ _WILDCARDS = ("+", "#")
 
 class AclError(ValueError):
     """The site cannot be expressed as broker rules (e.g. a device id with an MQTT wildcard)."""
-
-
-def _join(prefix: str, *parts: str) -> str:
-    return "/".join([prefix.strip("/"), *parts]) if prefix.strip("/") else "/".join(parts)
 
 
 def _check_name(what: str, name: str) -> None:
@@ -71,8 +68,8 @@ def command_names(site: Site) -> list[str]:
 def device_topics(site: Site, device: Device) -> tuple[list[str], list[str]]:
     """(topics the device reads, topics the device writes)."""
     _check_name("device id", device.id)
-    reads = [_join(site.topic_prefix, device.id, "cmd", "#")]
-    writes = [_join(site.topic_prefix, device.id, "cmd_response")]
+    reads = [command_topic(site.topic_prefix, device.id, "#")]
+    writes = [response_topic(site.topic_prefix, device.id)]
     for topic in [p.topic for p in device.points] + ([device.availability_topic] if device.availability_topic else []):
         _check_topic(site, topic)
         if topic not in writes:
@@ -83,7 +80,7 @@ def device_topics(site: Site, device: Device) -> tuple[list[str], list[str]]:
 def twinview_topics(site: Site) -> tuple[list[str], list[str]]:
     """(topics twinview reads, topics twinview writes): commands it may send, everything it listens to."""
     prefix = site.topic_prefix.strip("/")
-    writes = [_join(prefix, "+", "cmd", name) for name in command_names(site)]
+    writes = [command_topic(prefix, "+", name) for name in command_names(site)]
     reads = [f"{prefix}/#"] if prefix else []
     for device in site.devices:  # telemetry outside the prefix, topic by topic
         for topic in [p.topic for p in device.points] + ([device.availability_topic] if device.availability_topic else []):
@@ -91,7 +88,7 @@ def twinview_topics(site: Site) -> tuple[list[str], list[str]]:
             if (not prefix or not topic.startswith(prefix + "/")) and topic not in reads:
                 reads.append(topic)
     if not prefix:
-        reads.append("+/cmd_response")
+        reads.append(response_topic(prefix, "+"))
     return reads, writes
 
 
@@ -100,7 +97,7 @@ def fleet_topics(site: Site) -> tuple[list[str], list[str]]:
     Under a prefix, '{prefix}/+/+' covers the default topics in one rule: a command topic has one
     level more ({prefix}/{device}/cmd/{command}), so it never matches."""
     prefix = site.topic_prefix.strip("/")
-    reads = [_join(prefix, "+", "cmd", "#")]
+    reads = [command_topic(prefix, "+", "#")]
     writes = [f"{prefix}/+/+"] if prefix else []
     depth = len(prefix.split("/")) + 2 if prefix else 0
     for device in site.devices:

@@ -83,6 +83,11 @@ def test_other_host_names_are_refused_on_http_and_websocket():
         status, _, _ = raw(port, f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: {evil}\r\n\r\n".encode())
         assert status.startswith("HTTP/1.1 421")
         assert bridge.stats.host_refused == 6
+        # Likewise two Origin headers on a websocket handshake: refused, not a server error.
+        upgrade = (f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n"
+                   f"Origin: http://{evil}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")  # fmt: skip
+        assert raw(port, upgrade.encode())[0].startswith("HTTP/1.1 403")
         # The served names still work for the websocket.
         assert ws_messages(bridge.ws_url, "snapshot", origin=f"http://127.0.0.1:{port}")[0]["type"] == "hello"
 

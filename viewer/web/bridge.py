@@ -435,7 +435,7 @@ class WebBridge:
                 await self._send(client, message)
 
     async def _handler(self, ws: ServerConnection) -> None:
-        origin = ws.request.headers.get("Origin", "") if ws.request else ""
+        origin = (guard.one(ws.request.headers, "Origin") or "") if ws.request else ""
         client = _Client(next(self._ids), ws, origin)
         self._session_principal(client)
         self._clients[client.id] = client
@@ -583,7 +583,7 @@ class WebBridge:
         request = client.ws.request
         if request is None or self.authenticate is None:
             return
-        sid = guard.read_cookie(request.headers.get("Cookie"), guard.cookie_name(self.port, self.secure))
+        sid = guard.read_cookie(guard.one(request.headers, "Cookie"), guard.cookie_name(self.port, self.secure))
         if sid is None:
             return
         token = self.sessions.token(sid)
@@ -601,7 +601,7 @@ class WebBridge:
         """POST /session (Authorization: Bearer TOKEN) signs in; DELETE /session signs out."""
         name = guard.cookie_name(self.port, self.secure)
         if request.method == "DELETE":
-            self.sessions.drop(guard.read_cookie(request.headers.get("Cookie"), name))
+            self.sessions.drop(guard.read_cookie(guard.one(request.headers, "Cookie"), name))
             return _json_response(200, {"ok": True}, guard.set_cookie(name, "", self.secure, max_age=0))
         if request.method != "POST":
             return _json_response(405, {"error": "use POST to sign in, DELETE to sign out"}, allow="POST, DELETE")
@@ -610,7 +610,7 @@ class WebBridge:
         if not self._origin_allowed(request):  # a page elsewhere must not sign this browser in
             self.stats.origin_refused += 1
             return _json_response(403, {"error": "origin not allowed"})
-        token = guard.bearer_token(request.headers.get("Authorization"))
+        token = guard.bearer_token(guard.one(request.headers, "Authorization"))
         if token is None:
             return _json_response(400, {"error": "send the token in an Authorization: Bearer header"})
         principal, refusal = self._sign_in(token, _address(connection), "web")
@@ -651,13 +651,16 @@ class WebBridge:
         return response
 
     def _origin_allowed(self, request: Request) -> bool:
-        origin = request.headers.get("Origin")
-        if origin is None:
+        origins = request.headers.get_all("Origin")
+        if not origins:
             return True  # not a browser page: browsers always send Origin on websockets
+        if len(origins) > 1:
+            return False
+        origin = origins[0]
         origin = origin.rstrip("/")
         if "*" in self.allowed_origins or origin in self.allowed_origins:
             return True
-        host = request.headers.get("Host", "")
+        host = guard.one(request.headers, "Host") or ""
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and bool(host) and parts.netloc.lower() == host.lower()
 
@@ -674,7 +677,7 @@ class WebBridge:
                 return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "use GET to open the websocket\n")
             if not self._origin_allowed(request):
                 self.stats.origin_refused += 1
-                self.stats.last_refusal = f"origin {request.headers.get('Origin', '')[:80]!r} not allowed"
+                self.stats.last_refusal = f"origin {', '.join(request.headers.get_all('Origin'))[:80]!r} not allowed"
                 return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
             return None
         self.stats.http_requests += 1

@@ -34,6 +34,12 @@ SECURITY_HEADERS = (
 )
 
 
+def one(headers, name: str) -> str | None:
+    """A header that must appear once: its value, or None when it is missing or repeated."""
+    values = headers.get_all(name)
+    return values[0] if len(values) == 1 else None
+
+
 def normalize_host(name: str) -> str:
     """A host name or address as compared: lower case, no brackets, no trailing dot, canonical IP form."""
     name = name.strip().lower().rstrip(".")

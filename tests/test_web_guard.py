@@ -205,3 +205,21 @@ def test_limiter_forgets_old_failures_and_bounds_memory():
     assert limiter.check("a") == 0 and limiter.refused == 1
     limiter.succeeded("b")
     assert limiter.retry_after("b") == 0
+
+
+def test_default_allowed_hosts_follow_the_bound_address():
+    import socket as _socket
+
+    from twinview.security.tls import local_addresses
+    from twinview.web.serve import default_allowed_hosts
+
+    assert set(default_allowed_hosts("127.0.0.1")) == {"localhost", "127.0.0.1", "::1"}
+    everywhere = default_allowed_hosts("0.0.0.0")
+    assert {"localhost", "127.0.0.1", _socket.gethostname().lower()} <= set(everywhere)
+    assert set(local_addresses()) <= set(everywhere) and "0.0.0.0" not in everywhere
+    # A LAN address of this machine is served, a rebinding name is not.
+    with WebBridge(["a"], FILES, host="0.0.0.0", allowed_hosts=everywhere) as bridge:
+        for address in local_addresses()[:1]:
+            r, _ = request(bridge.port, "GET", "/", host=f"{address}:{bridge.port}" if ":" not in address else f"[{address}]:{bridge.port}")
+            assert r.status == 200
+        assert request(bridge.port, "GET", "/", host=f"evil.example:{bridge.port}")[0].status == 421

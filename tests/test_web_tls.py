@@ -263,3 +263,24 @@ def test_serve_tls_from_the_command_line_then_sigterm_stops_it_cleanly(tmp_path)
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     notes = [(r["state"], r["reason"]) for r in read_audit(audit) if r.get("event") == "server"]
     assert notes[0][0] == "started" and notes[-1] == ("stopped", "SIGTERM: clean shutdown"), notes
+
+
+def test_serve_refuses_bad_tls_options_with_one_line(tmp_path):
+    site = command_site(tmp_path / "site")
+    env = {**os.environ, "TWINVIEW_TLS_DIR": str(tmp_path / "tls"), "TWINVIEW_AUDIT": str(tmp_path / "a.jsonl")}
+    other = tls.ensure_server_cert(["localhost"], tmp_path / "other")
+    cases = [
+        (["--tls-cert", str(tmp_path / "missing.pem"), "--tls-key", str(other.key)], "error: cannot read certificate"),
+        (["--tls-cert", str(other.cert)], "error: --tls-cert and --tls-key go together"),
+    ]
+    for extra, error in cases:
+        proc = subprocess.run([sys.executable, "-m", "twinview.cli", "serve", str(site), "--port", "0", *extra],
+                              capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith(error), proc.stderr
+    # The CA made for this machine cannot later vouch for a public name: one line says what to do.
+    tls.ensure_server_cert(tls.machine_names(), tmp_path / "tls")
+    proc = subprocess.run([sys.executable, "-m", "twinview.cli", "serve", str(site), "--port", "0", "--tls",
+                           "--allow-host", "plant.example.com"], capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and "may not certify plant.example.com" in proc.stderr and "--new-ca" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from twinview.security.tls import ServerTls
+from twinview.security.tls import ServerTls, machine_names
 from twinview.site import LoadedSite
 from twinview.twin.runtime import Driver, Runtime
 
@@ -117,13 +117,14 @@ def start_server(
     an export-xr bundle is hosted); the page's own origin always is.
     handle_command: a custom handler instead of the service (tests).
     tls: serve HTTPS and WSS with this certificate (twinview.security.tls).
-    allowed_hosts: the Host names and addresses the server answers to (default: loopback
-    and `host`); others are refused on HTTP and websocket alike. '*' allows any.
+    allowed_hosts: the Host names and addresses the server answers to (default:
+    default_allowed_hosts(host)); others are refused on HTTP and websocket alike. '*' allows any.
     Sign-ins, their failures and lock-outs go to the runtime's audit log.
     """
     bridge = make_bridge(
         loaded, host, port, authenticate, allowed_origins, max_rate=max_rate, tls=tls,
-        allowed_hosts=allowed_hosts, on_security_event=audit_writer(runtime),
+        allowed_hosts=default_allowed_hosts(host) if allowed_hosts is None else allowed_hosts,
+        on_security_event=audit_writer(runtime),
     ).start()  # fmt: skip
     try:
         if handle_command is None and runtime.commands is not None:
@@ -138,6 +139,15 @@ def start_server(
         bridge.stop()
         raise
     return WebServer(bridge, publisher, driver)
+
+
+def default_allowed_hosts(host: str) -> list[str]:
+    """The Host names a server bound to `host` answers to: loopback names for a loopback
+    address, else every name and address of this machine (and `host` itself)."""
+    loopback = ["localhost", "127.0.0.1", "::1"]
+    if host in loopback or host.startswith("127."):
+        return [*loopback, host]
+    return machine_names(host)
 
 
 def audit_writer(runtime: Runtime) -> Callable[[dict], None] | None:

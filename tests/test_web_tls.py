@@ -146,7 +146,11 @@ def test_chromium_signs_in_and_commands_over_https_and_wss_trusting_the_local_ca
     add_user("olga", "operator", path=users)
     token = issue_token("olga", path=users)
     audit = tmp_path / "audit.jsonl"
-    cert = tls.ensure_server_cert(["localhost", "127.0.0.1"], tmp_path / "tls")
+    # As a headset on the network sees it: the machine's own network address, not localhost
+    # (where browsers would give a secure context even over plain http).
+    lan = [a for a in tls.local_addresses() if ":" not in a]
+    host = lan[0] if lan else "127.0.0.1"
+    cert = tls.ensure_server_cert(tls.machine_names(host), tmp_path / "tls")
 
     cleanup = []
     try:
@@ -157,10 +161,9 @@ def test_chromium_signs_in_and_commands_over_https_and_wss_trusting_the_local_ca
         assert transport.wait_ready(10)
         live = Runtime(loaded.site)
         live.enable_commands(transport, audit_path=audit)
-        server = start_server(loaded, live, port=0, authenticate=token_authenticator(users), tls=cert,
-                              allowed_hosts=["localhost", "127.0.0.1"])  # fmt: skip
+        server = start_server(loaded, live, host=host, port=0, authenticate=token_authenticator(users), tls=cert)
         cleanup.append(server.stop)
-        url = server.bridge.url_for("localhost")
+        url = server.bridge.url_for(host)
         assert url.startswith("https://") and server.bridge.ws_url.startswith("wss://")
 
         # The CA the page offers is the one that signed the certificate (what a headset downloads).
@@ -172,11 +175,12 @@ def test_chromium_signs_in_and_commands_over_https_and_wss_trusting_the_local_ca
             page = r.read().decode()
             assert cert.ca_fingerprint in page and "Vision Pro" in page and "Quest" in page and "<script" not in page
 
-        browser = Browser(home=str(nss_home(tmp_path, cert.ca)))
+        browser = Browser(iwer=True, home=str(nss_home(tmp_path, cert.ca)))
         cleanup.append(browser.close)
         browser.goto(url)
         browser.wait("() => twinview.connected && location.protocol === 'https:' && isSecureContext")
-        assert browser.eval("() => twinview.connection.url").startswith("wss://localhost:")
+        assert browser.eval("() => twinview.connection.url") == server.bridge.ws_url.replace(server.bridge.host, host)
+        assert server.bridge.ws_url.startswith("wss://")
 
         browser.eval("(token) => twinview.login(token)", token)
         browser.wait("() => twinview.role === 'operator' && twinview.user === 'olga'")
@@ -192,11 +196,16 @@ def test_chromium_signs_in_and_commands_over_https_and_wss_trusting_the_local_ca
         assert devices.messages()[0].startswith("grid/B-1-1/cmd/start ") and '"user":"olga"' in devices.messages()[0]
         assert [r["command"] for r in read_audit(audit, user="olga", state="requested")] == ["start"]
         signed = [r for r in read_audit(audit) if r.get("event") == "sign_in"]
-        assert [(r["state"], r["user"], r["address"]) for r in signed] == [("signed_in", "olga", "127.0.0.1")]
+        assert [(r["state"], r["user"], r["address"]) for r in signed] == [("signed_in", "olga", host)]
 
         # A reload keeps the session (the cookie) without the page holding the token.
         browser.goto(url)
         browser.wait("() => twinview.connected && twinview.user === 'olga'")
+        # WebXR (Quest 3 emulated by IWER) starts from this https page.
+        browser.wait("() => twinview.xr.supported.vr")
+        browser.call("click", selector="#enter-vr")
+        browser.wait("() => twinview.xr.presenting && twinview.frames > 2")
+        browser.eval("() => twinview.exitXR()")
 
         # The same page in a Chromium that does not trust the CA is refused.
         stranger = Browser()

@@ -223,3 +223,13 @@ def test_default_allowed_hosts_follow_the_bound_address():
             r, _ = request(bridge.port, "GET", "/", host=f"{address}:{bridge.port}" if ":" not in address else f"[{address}]:{bridge.port}")
             assert r.status == 200
         assert request(bridge.port, "GET", "/", host=f"evil.example:{bridge.port}")[0].status == 421
+
+
+def test_allowed_host_names_are_compared_as_hosts():
+    from twinview.web.guard import AllowedHosts
+
+    hosts = AllowedHosts(["Plant.Example", "*.twin.test", "192.168.1.20", "::1"])
+    assert all(hosts.allows(h) for h in ["plant.example", "plant.example.:443", "a.twin.test:8765", "192.168.1.20:1", "[::1]:8765"])
+    assert not any(hosts.allows(h) for h in ["twin.test", "a.b.twin.test", "plant.example.evil", "192.168.1.2", "", None,
+                                             "[::2]:8765", "plant.example@evil.test"])  # fmt: skip
+    assert AllowedHosts(["*"]).allows("anything:1")

@@ -293,3 +293,43 @@ def test_serve_refuses_bad_tls_options_with_one_line(tmp_path):
                            "--allow-host", "plant.example.com"], capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
     assert proc.returncode == 2 and "may not certify plant.example.com" in proc.stderr and "--new-ca" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_serve_with_a_given_certificate_answers_to_its_names(tmp_path):
+    """--tls-cert/--tls-key: the certificate's own names are served (and announced); others are not."""
+    import signal
+    import socket
+
+    given = tls.ensure_server_cert(["twin.plant.test"], tmp_path / "their-ca")  # "their" CA and certificate
+    site = command_site(tmp_path / "site")
+    env = {**os.environ, "TWINVIEW_TLS_DIR": str(tmp_path / "unused"), "TWINVIEW_AUDIT": str(tmp_path / "a.jsonl"),
+           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "twinview.cli", "serve", str(site), "--port", "0", "--no-qr",
+         "--tls-cert", str(given.cert), "--tls-key", str(given.key)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(line.rstrip("\n") for line in proc.stdout), daemon=True).start()
+    try:
+        assert wait_for(lambda: any(line.startswith("open https://") for line in list(lines)), 60), lines
+        url = next(line for line in lines if line.startswith("open "))[len("open ") :]
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        assert url == f"https://twin.plant.test:{port}/"
+        assert not (tmp_path / "unused").exists()  # no local CA made when a certificate is given
+        ctx = ssl.create_default_context(cafile=str(given.ca))
+
+        def status(host: str) -> str:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with ctx.wrap_socket(raw, server_hostname="twin.plant.test") as s:
+                    s.sendall(f"HEAD / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                    return s.recv(4096).split(b"\r\n", 1)[0].decode()
+
+        assert status(f"twin.plant.test:{port}") == "HTTP/1.1 200 OK"
+        assert status(f"evil.example:{port}") == "HTTP/1.1 421 Misdirected Request"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

@@ -235,7 +235,10 @@ def _announce_web(server, args, tls) -> None:
 
     bridge = server.bridge
     host = args.host
-    if host in ("0.0.0.0", "::", ""):
+    named = [d for d in (tls.dns if tls is not None and tls.ca is None else ()) if not d.startswith("*")]
+    if named:  # a given certificate: its name, which browsers check
+        host = named[0]
+    elif host in ("0.0.0.0", "::", ""):
         addresses = sorted(local_addresses(), key=lambda a: ipaddress.ip_address(a).version)
         host = addresses[0] if addresses else "127.0.0.1"
     url = bridge.url_for(host)
@@ -269,6 +272,8 @@ def _serve(loaded, live, args) -> int:
     except (TlsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if tls is not None:
+        names += [*tls.dns, *tls.ips]  # a given certificate's names are served too
     try:
         return serve(
             loaded, live, host=args.host, port=args.port,

@@ -63,18 +63,23 @@ def host_of(header: str) -> str:
 
 
 class AllowedHosts:
-    """The names and addresses the server answers to; '*' allows any (behind a proxy that checks)."""
+    """The names and addresses the server answers to; '*' allows any (behind a proxy that checks).
+    '*.example.com' (as in a certificate) allows one label in its place: a.example.com."""
 
     def __init__(self, names: Iterable[str]):
         self.names = {normalize_host(n) for n in names if n and n.strip()}
         self.any = "*" in self.names
+        self.suffixes = tuple(n[1:] for n in self.names if n.startswith("*.") and len(n) > 2)
 
     def allows(self, host_header: str | None) -> bool:
         if self.any:
             return True
         if not host_header:
             return False
-        return host_of(host_header) in self.names
+        host = host_of(host_header)
+        if host in self.names:
+            return True
+        return any(host.endswith(s) and host[: -len(s)] and "." not in host[: -len(s)] for s in self.suffixes)
 
     def __repr__(self) -> str:
         return f"AllowedHosts({sorted(self.names)})"

@@ -233,3 +233,21 @@ def test_allowed_host_names_are_compared_as_hosts():
     assert not any(hosts.allows(h) for h in ["twin.test", "a.b.twin.test", "plant.example.evil", "192.168.1.2", "", None,
                                              "[::2]:8765", "plant.example@evil.test"])  # fmt: skip
     assert AllowedHosts(["*"]).allows("anything:1")
+
+
+def test_tokens_stay_out_of_logs_even_at_debug_level(users, caplog):
+    import logging
+
+    path, token = users
+    caplog.set_level(logging.DEBUG)  # the whole application at DEBUG
+    with WebBridge(["a"], FILES, authenticate=token_authenticator(path)) as bridge:
+        with connect(bridge.ws_url, open_timeout=5) as ws:
+            ws.send(json.dumps({"type": "auth", "token": token}))
+            ws.send(json.dumps({"type": "auth", "token": token + "x"}))  # refused: not first
+            while json.loads(ws.recv(timeout=5))["type"] != "error":
+                pass
+        request(bridge.port, "POST", "/session", headers={"Authorization": f"Bearer {token}x"})
+    # (the test's own client logs its frames under websockets.client: that is not the server)
+    text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client"))
+    assert "sign-in failed" in text  # logging did happen
+    assert token not in text and token[:20] not in text

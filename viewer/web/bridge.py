@@ -56,6 +56,10 @@ from . import guard
 from .protocol import BadMessage, device_entry, devices_message, dumps, parse_client_message
 
 log = logging.getLogger("twinview.web")
+# websockets logs every frame at DEBUG, and a first-message sign-in carries a token: its logger
+# never goes below INFO, whatever level the application sets, so no token reaches a log.
+_protocol_log = logging.getLogger("twinview.web.protocol")
+_protocol_log.setLevel(logging.INFO)
 
 WS_PATH = "/ws"
 PROTOCOL = 1
@@ -250,6 +254,7 @@ class WebBridge:
             process_request=self._process_request,
             process_response=self._process_response,
             ssl=self.ssl_context,
+            logger=_protocol_log,
             max_size=self.max_message_bytes,
             max_queue=4,
             compression=self.compression,

@@ -189,7 +189,8 @@ def test_sign_ins_are_limited_per_address_and_audited(users, tmp_path):
         assert bridge.stats.auth_failed == 5 and bridge.stats.auth_limited == 3
     records = read_audit(tmp_path / "audit.jsonl")
     states = [r["state"] for r in records]
-    assert states == ["failed"] * 5 + ["locked", "signed_in"], states
+    assert states == ["sign_in_failed"] * 5 + ["sign_in_locked", "signed_in"], states
+    assert records[0]["reason"] == "from 127.0.0.1 (web): unknown or expired token"
     assert all(r["address"] == "127.0.0.1" and r["event"] == "sign_in" for r in records)
     assert "tvt_guess" not in (tmp_path / "audit.jsonl").read_text()  # never a token, not even a wrong one
 
@@ -249,5 +250,5 @@ def test_tokens_stay_out_of_logs_even_at_debug_level(users, caplog):
         request(bridge.port, "POST", "/session", headers={"Authorization": f"Bearer {token}x"})
     # (the test's own client logs its frames under websockets.client: that is not the server)
     text = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client"))
-    assert "sign-in failed" in text  # logging did happen
+    assert "sign in failed" in text  # logging did happen
     assert token not in text and token[:20] not in text

@@ -271,7 +271,7 @@ def test_serve_tls_from_the_command_line_then_sigterm_stops_it_cleanly(tmp_path)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     notes = [(r["state"], r["reason"]) for r in read_audit(audit) if r.get("event") == "server"]
-    assert notes[0][0] == "started" and notes[-1] == ("stopped", "SIGTERM: clean shutdown"), notes
+    assert notes[0][0] == "server_started" and notes[-1] == ("server_stopped", "SIGTERM: clean shutdown"), notes
 
 
 def test_serve_refuses_bad_tls_options_with_one_line(tmp_path):

@@ -558,9 +558,9 @@ class WebBridge:
         if principal is None:
             self.stats.auth_failed += 1
             locked = self.limiter.failed(address)
-            self._security_event("failed", address, via, "unknown or expired token")
+            self._security_event("sign_in_failed", address, via, "unknown or expired token")
             if locked:
-                self._security_event("locked", address, via, self.limiter.message(self.limiter.window))
+                self._security_event("sign_in_locked", address, via, self.limiter.message(self.limiter.window))
             return None, ("auth_failed", "unknown or expired token", 401)
         self.limiter.succeeded(address)
         self.stats.auth_ok += 1
@@ -570,13 +570,14 @@ class WebBridge:
     def _security_event(self, state: str, address: str, via: str, reason: str, principal: Any = None) -> None:
         """One audit record per sign-in, failure and lock-out (never the token)."""
         if state != "signed_in":
-            log.warning("web sign-in %s from %s (%s)%s", state, address, via, f": {reason}" if reason else "")
+            log.warning("web %s from %s (%s)%s", state.replace("_", " "), address, via, f": {reason}" if reason else "")
         if self.on_security_event is None:
             return
         record = {
             "event": "sign_in", "state": state, "outcome": "succeeded" if state == "signed_in" else "failed",
             "user": _principal_name(principal) if principal is not None else "", "role": getattr(principal, "role", ""),
-            "site": self.site_name, "address": address, "via": via, "reason": reason,
+            "site": self.site_name, "address": address, "via": via,
+            "reason": f"from {address} ({via})" + (f": {reason}" if reason else ""),
         }  # fmt: skip
         try:
             self.on_security_event(record)

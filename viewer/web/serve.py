@@ -189,7 +189,7 @@ def serve(
              f"{'commands need a token' if authenticate else 'read-only'})")
     note = audit_writer(runtime)
     if note is not None:
-        note({"event": "server", "state": "started", "outcome": "succeeded", "site": loaded.site.name,
+        note({"event": "server", "state": "server_started", "outcome": "succeeded", "site": loaded.site.name,
               "reason": f"serving {server.url}"})  # fmt: skip
     stop = stop or threading.Event()
     why = ["stopped"]
@@ -213,7 +213,7 @@ def serve(
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         if note is not None:
-            note({"event": "server", "state": "stopped", "outcome": "succeeded", "site": loaded.site.name,
+            note({"event": "server", "state": "server_stopped", "outcome": "succeeded", "site": loaded.site.name,
                   "reason": f"{why[0]}: clean shutdown"})  # fmt: skip
             runtime.commands.audit.close()
         announce(f"stopped ({why[0]})")

@@ -333,3 +333,17 @@ def test_serve_with_a_given_certificate_answers_to_its_names(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_a_damaged_or_unwritable_tls_folder_is_one_clear_error(tmp_path):
+    folder = tmp_path / "tls"
+    tls.ensure_server_cert(["localhost"], folder)
+    (folder / tls.SERVER_FILE).unlink()
+    (folder / tls.CA_KEY_FILE).write_text("garbage")
+    with pytest.raises(tls.TlsError, match="damaged.*--new-ca"):
+        tls.ensure_server_cert(["localhost"], folder)
+    assert tls.ensure_server_cert(["localhost"], folder, new_ca=True).ca_made  # the way out it names
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(tls.TlsError, match="cannot use"):
+        tls.ensure_server_cert(["localhost"], blocked / "tls")

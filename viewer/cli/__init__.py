@@ -219,13 +219,28 @@ def _web_tls(args, names: list[str]):
     if bool(cert) != bool(key):
         raise ValueError("--tls-cert and --tls-key go together")
     if cert:
-        return given_cert(cert, key)
+        tls = given_cert(cert, key)
+        _check_tls_context(tls)
+        return tls
     tls = ensure_server_cert([n for n in names if n != "*"], new_ca=getattr(args, "new_ca", False))
     if tls.ca_made:
         print(f"made a local certificate authority: {tls.ca} (its key is readable by you only)")
     if tls.made:
         print(f"made a server certificate for {', '.join(tls.dns + tls.ips)}")
     return tls
+
+
+def _check_tls_context(tls) -> None:
+    """Load the certificate as the server will, so a problem is one line now, not a traceback later."""
+    import ssl
+
+    from twinview.security.tls import TlsError
+    from twinview.web.trust import ssl_context
+
+    try:
+        ssl_context(tls)
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsError(f"cannot serve TLS with {tls.cert} and {tls.key}: {exc}") from None
 
 
 def _announce_web(server, args, tls) -> None:

@@ -384,8 +384,11 @@ def _describe(cert_path: Path, key_path: Path, ca_path: Path | None, made: bool,
 def ensure_ca(folder: Path | None = None, names: Iterable[str] = (), new: bool = False) -> tuple[Path, bool]:
     """The local CA's certificate file, made if there is none (or `new`); (path, made now)."""
     folder = _prepare(Path(folder) if folder is not None else default_tls_dir())
-    with _locked(folder):
-        return _ensure_ca(folder, names, new)
+    try:
+        with _locked(folder):
+            return _ensure_ca(folder, names, new)
+    except OSError as exc:
+        raise TlsError(f"cannot write certificates in {folder}: {exc.strerror or exc}") from None
 
 
 def _ensure_ca(folder: Path, names: Iterable[str], new: bool) -> tuple[Path, bool]:
@@ -418,6 +421,15 @@ def ensure_server_cert(names: Iterable[str], folder: Path | None = None, new_ca:
     dns, ips = split_names(names)
     if not dns and not ips:
         raise TlsError("no host name or address to make a server certificate for")
+    try:
+        return _ensure_server_cert(folder, names, dns, ips, new_ca)
+    except OSError as exc:
+        raise TlsError(f"cannot write certificates in {folder}: {exc.strerror or exc}") from None
+    except (ValueError, TypeError) as exc:  # a damaged CA key
+        raise TlsError(f"the local CA in {folder} is damaged ({exc}): make a new one with --new-ca") from None
+
+
+def _ensure_server_cert(folder: Path, names: list[str], dns: list[str], ips: list[str], new_ca: bool) -> ServerTls:
     with _locked(folder):
         ca_path, ca_made = _ensure_ca(folder, names, new_ca)
         ca_cert = _load_certs(ca_path)[0]
@@ -426,7 +438,7 @@ def ensure_server_cert(names: Iterable[str], folder: Path | None = None, new_ca:
             raise TlsError(
                 f"the local CA in {folder} may not certify {', '.join(refused)} (it is limited to the names and "
                 "addresses this machine had when it was made, and private ones): make a new one with --new-ca "
-                "and trust it again on each headset, or serve with your own --cert/--key"
+                "and trust it again on each headset, or serve with your own --tls-cert/--tls-key"
             )
         cert_path, key_path = folder / SERVER_FILE, folder / SERVER_KEY_FILE
         if not ca_made and _server_still_good(cert_path, key_path, ca_cert, dns, ips):

@@ -182,6 +182,9 @@ def test_chromium_signs_in_and_commands_over_https_and_wss_trusting_the_local_ca
         assert browser.eval("() => twinview.connection.url") == server.bridge.ws_url.replace(server.bridge.host, host)
         assert server.bridge.ws_url.startswith("wss://")
 
+        browser.eval("() => twinview.login('tvt_not_a_token')")  # refused with the server's reason
+        error = browser.wait("() => twinview.errors.find((e) => e.code === 'auth_failed')")
+        assert error["message"] == "unknown or expired token" and browser.eval("() => twinview.role") is None
         browser.eval("(token) => twinview.login(token)", token)
         browser.wait("() => twinview.role === 'operator' && twinview.user === 'olga'")
         # The token is nowhere the page's scripts or the address bar can see it.
@@ -196,7 +199,7 @@ def test_chromium_signs_in_and_commands_over_https_and_wss_trusting_the_local_ca
         assert devices.messages()[0].startswith("grid/B-1-1/cmd/start ") and '"user":"olga"' in devices.messages()[0]
         assert [r["command"] for r in read_audit(audit, user="olga", state="requested")] == ["start"]
         signed = [r for r in read_audit(audit) if r.get("event") == "sign_in"]
-        assert [(r["state"], r["user"], r["address"]) for r in signed] == [("signed_in", "olga", host)]
+        assert [(r["state"], r["user"], r["address"]) for r in signed] == [("sign_in_failed", "", host), ("signed_in", "olga", host)]
 
         # A reload keeps the session (the cookie) without the page holding the token.
         browser.goto(url)

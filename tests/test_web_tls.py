@@ -132,7 +132,7 @@ def nss_home(tmp_path: Path, ca: Path) -> Path:
 @pytest.mark.broker
 @pytest.mark.skipif(missing() is not None, reason=str(missing()))
 @pytest.mark.skipif(shutil.which("certutil") is None, reason="certutil not installed (apt libnss3-tools)")
-def test_chromium_signs_in_and_commands_over_https_and_wss_trusting_the_local_ca(tmp_path, broker):
+def test_chromium_signs_in_and_commands_over_https_and_wss_trusting_the_local_ca(tmp_path, broker, monkeypatch):
     from twinview.connectors.mqtt.commands import MqttCommandTransport
     from twinview.security.auth import add_user, issue_token
     from twinview.site import open_site
@@ -175,7 +175,9 @@ def test_chromium_signs_in_and_commands_over_https_and_wss_trusting_the_local_ca
             page = r.read().decode()
             assert cert.ca_fingerprint in page and "Vision Pro" in page and "Quest" in page and "<script" not in page
 
-        browser = Browser(iwer=True, home=str(nss_home(tmp_path, cert.ca)))
+        # Chromium reads the CAs it trusts from $HOME/.pki/nssdb; the driver and its Chromium inherit HOME.
+        monkeypatch.setenv("HOME", str(nss_home(tmp_path, cert.ca)))
+        browser = Browser(iwer=True)
         cleanup.append(browser.close)
         browser.goto(url)
         browser.wait("() => twinview.connected && location.protocol === 'https:' && isSecureContext")
@@ -211,6 +213,7 @@ def test_chromium_signs_in_and_commands_over_https_and_wss_trusting_the_local_ca
         browser.eval("() => twinview.exitXR()")
 
         # The same page in a Chromium that does not trust the CA is refused.
+        monkeypatch.setenv("HOME", str(tmp_path / "stranger"))
         stranger = Browser()
         cleanup.append(stranger.close)
         with pytest.raises(BrowserError, match="ERR_CERT_AUTHORITY_INVALID"):

@@ -35,7 +35,7 @@ class BrowserError(RuntimeError):
 class Browser:
     """One Chromium (one page) behind the driver's line protocol."""
 
-    def __init__(self, iwer: bool = False, width: int = 800, height: int = 600, home: str | None = None):
+    def __init__(self, iwer: bool = False, width: int = 800, height: int = 600):
         self.proc = subprocess.Popen(
             ["node", str(HERE / "driver.mjs")],
             stdin=subprocess.PIPE,
@@ -49,7 +49,7 @@ class Browser:
         self._reader.start()
         self._next = 0
         try:
-            self.call("launch", iwer=iwer, width=width, height=height, home=home, timeout=60)
+            self.call("launch", iwer=iwer, width=width, height=height, timeout=60)
         except BaseException:
             self.close()
             raise

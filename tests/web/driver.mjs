@@ -2,8 +2,7 @@
 //
 // stdin: one JSON request per line {id, op, ...}; stdout: one JSON reply per line
 // {id, ok, result} or {id, ok: false, error}. Ops:
-//   launch {iwer, width, height, home}  start Chromium (IWER emulating a Quest 3 when iwer;
-//                                      home: a HOME whose .pki/nssdb holds the CAs it trusts)
+//   launch {iwer, width, height}  start Chromium (IWER emulating a Quest 3 when iwer)
 //   goto {url}                   open a page and wait for window.twinview.ready
 //   eval {fn, arg}               page.evaluate of a function source, e.g. "(id) => twinview.deviceColor(id)"
 //   wait {fn, arg, timeout}      page.waitForFunction; returns the truthy value
@@ -33,13 +32,11 @@ let browser = null;
 let page = null;
 const consoleLines = [];
 
-async function launch({ iwer = false, width = 800, height = 600, home = null }) {
+async function launch({ iwer = false, width = 800, height = 600 }) {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: FLAGS,
     headless: true,
-    // HOME decides Chromium's NSS database ($HOME/.pki/nssdb): the certificate authorities it trusts
-    env: home ? { ...process.env, HOME: home } : undefined,
   });
   const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
   page = await context.newPage();

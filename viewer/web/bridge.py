@@ -52,8 +52,8 @@ from twinview.security.ratelimit import SignInLimiter
 from twinview.twin.inbox import Inbox
 
 from .assets import content_type
-from . import guard
 from .protocol import BadMessage, device_entry, devices_message, dumps, parse_client_message
+from . import guard
 
 log = logging.getLogger("twinview.web")
 # websockets logs every frame at DEBUG, and a first-message sign-in carries a token: its logger
@@ -72,7 +72,6 @@ OUTBOX_LIMIT = 256  # control messages (command states, errors) waiting for one 
 RECENT_COMMANDS = 50
 
 Authenticator = Callable[[str], Any]  # token -> principal with .role (and .name), or None
-SecurityEvent = Callable[[dict], None]  # sign-ins and refusals, for the audit log
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ class WebBridge:
         compression: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         allowed_hosts: Iterable[str] | None = None,
-        on_security_event: SecurityEvent | None = None,
+        on_security_event: Callable[[dict], None] | None = None,  # sign-ins and refusals, for the audit log
         limiter: SignInLimiter | None = None,
     ):
         self.device_ids = list(device_ids)

@@ -95,6 +95,32 @@ class WebServer:
         self.runtime.stop()
 
 
+def default_allowed_hosts(host: str) -> list[str]:
+    """The Host names a server bound to `host` answers to: loopback names for a loopback
+    address, else every name and address of this machine (and `host` itself)."""
+    loopback = ["localhost", "127.0.0.1", "::1"]
+    if host in loopback or host.startswith("127."):
+        return [*loopback, host]
+    return machine_names(host)
+
+
+def audit_writer(runtime: Runtime) -> Callable[[dict], None] | None:
+    """Where the web server's security events go: the command service's audit log, when there is one."""
+    service = runtime.commands
+    audit = getattr(service, "audit", None)
+    if audit is None:
+        return None
+
+    def write(record: dict) -> None:
+        try:
+            audit.write(record)
+        except OSError as exc:
+            service.counters["audit_errors"] = service.counters.get("audit_errors", 0) + 1
+            log.warning("cannot write the audit log: %s", exc)
+
+    return write
+
+
 def start_server(
     loaded: LoadedSite,
     runtime: Runtime,
@@ -139,32 +165,6 @@ def start_server(
         bridge.stop()
         raise
     return WebServer(bridge, publisher, driver)
-
-
-def default_allowed_hosts(host: str) -> list[str]:
-    """The Host names a server bound to `host` answers to: loopback names for a loopback
-    address, else every name and address of this machine (and `host` itself)."""
-    loopback = ["localhost", "127.0.0.1", "::1"]
-    if host in loopback or host.startswith("127."):
-        return [*loopback, host]
-    return machine_names(host)
-
-
-def audit_writer(runtime: Runtime) -> Callable[[dict], None] | None:
-    """Where the web server's security events go: the command service's audit log, when there is one."""
-    service = runtime.commands
-    audit = getattr(service, "audit", None)
-    if audit is None:
-        return None
-
-    def write(record: dict) -> None:
-        try:
-            audit.write(record)
-        except OSError as exc:
-            service.counters["audit_errors"] = service.counters.get("audit_errors", 0) + 1
-            log.warning("cannot write the audit log: %s", exc)
-
-    return write
 
 
 def serve(

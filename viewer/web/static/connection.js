@@ -13,17 +13,6 @@ export function bridgeUrl(loc = window.location) {
   return (loc.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + loc.host + '/ws';
 }
 
-/** The bridge's session endpoint when the bridge is this page's own server, else null. */
-export function sessionUrl(url, loc = window.location) {
-  try {
-    const u = new URL(url, loc.href);
-    const http = u.protocol === 'wss:' ? 'https:' : u.protocol === 'ws:' ? 'http:' : null;
-    return http === loc.protocol && u.host === loc.host ? `${http}//${u.host}/session` : null;
-  } catch (err) {
-    return null;
-  }
-}
-
 export class Connection {
   constructor(url, handlers) {
     this.url = url;
@@ -131,5 +120,16 @@ export class Connection {
     const ref = `c${++this.refs}`;
     const ok = this.send({ type: 'command', device, command, args: args || {}, confirmed: !!confirmed, ref });
     return ok ? ref : null;
+  }
+}
+
+/** The bridge's session endpoint when the bridge is this page's own server, else null. */
+export function sessionUrl(url, loc = window.location) {
+  try {
+    const u = new URL(url, loc.href);
+    const http = u.protocol === 'wss:' ? 'https:' : u.protocol === 'ws:' ? 'http:' : null;
+    return http === loc.protocol && u.host === loc.host ? `${http}//${u.host}/session` : null;
+  } catch (err) {
+    return null;
   }
 }

@@ -274,6 +274,7 @@ def test_serve_tls_from_the_command_line_then_sigterm_stops_it_cleanly(tmp_path)
     time.sleep(0.2)
     assert wait_for(lambda: "stopped (SIGTERM)" in lines, 5), lines[-10:]
     assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    assert not any(line.startswith(("INFO", "DEBUG")) for line in lines), "\n".join(lines)  # quiet unless -v
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     notes = [(r["state"], r["reason"]) for r in read_audit(audit) if r.get("event") == "server"]

@@ -56,10 +56,10 @@ from .protocol import BadMessage, device_entry, devices_message, dumps, parse_cl
 from . import guard
 
 log = logging.getLogger("twinview.web")
-# websockets logs every frame at DEBUG, and a first-message sign-in carries a token: its logger
-# never goes below INFO, whatever level the application sets, so no token reaches a log.
+# websockets logs every frame at DEBUG, and a first-message sign-in carries a token: whatever
+# level the application sets, DEBUG records of this logger are dropped, so no token reaches a log.
 _protocol_log = logging.getLogger("twinview.web.protocol")
-_protocol_log.setLevel(logging.INFO)
+_protocol_log.addFilter(lambda record: record.levelno > logging.DEBUG)
 
 WS_PATH = "/ws"
 PROTOCOL = 1

@@ -79,4 +79,8 @@ def run_bench(args) -> int:
             from .faults import bench_faults
 
             bench_faults(workdir / "faults")
+        if not only or "detect" in only:
+            from .detect import bench_detect
+
+            bench_detect(workdir / "detect")
     return 0

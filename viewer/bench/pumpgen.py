@@ -76,8 +76,8 @@ def physics(n: int, rng: np.random.Generator, t0: float = 0.0) -> np.ndarray:
     power = 0.35 + 0.65 * qn * (4.2 * nr**2 - 1.1 * qn**2) / 3.1  # / nominal
     current = 42.0 * power + 6.0
     vibration = 0.9 + 1.6 * nr**2 * np.exp(_ou(rng, n, 600.0, 0.04))
-    motor = _lag(ambient + 38.0 * (current / 48.0) ** 2, 900.0, ambient[0] + 38.0)
-    bearing = _lag(ambient + 22.0 * nr**2 + 3.0 * (vibration - 2.5), 1200.0, ambient[0] + 22.0)
+    motor = _lag(ambient + 38.0 * (current / 48.0) ** 2, 900.0)
+    bearing = _lag(ambient + 22.0 * nr**2 + 3.0 * (vibration - 2.5), 1200.0)
     return np.stack([speed, flow, suction, discharge, current, vibration, motor, bearing], axis=1)
 
 

@@ -7,15 +7,17 @@ operation:
   never moves in the training window carries no information and is ignored);
 * PCA on the standardised sensors: Hotelling's T² inside the principal
   subspace (the sensors move together, but too far) and Q, the squared
-  prediction error outside it (the sensors no longer move together);
+  prediction error outside it (the sensors no longer move together), each
+  sensor's residual weighed by its spread in training;
 * roughness: per sensor, an EWMA of the squared step between samples against
   its training level, which rises with growing noise, spikes and vibration and
   falls to nothing when a sensor sticks.
 
 T² and Q are smoothed causally (EWMA: the score at t uses samples up to t),
 each of the four statistics is divided by its 99% quantile, and their maximum
-is divided by its own `quantile` (default 99.5%) on the last part of the
-training window, which was held out of the fit. So `score > 1` is the alarm,
+is divided by its own `quantile` (default 99.5%) on training data the model
+had not seen (each half of the window scored by a model of the other half),
+times a margin. So `score > 1` is the alarm,
 and on data like the training data about 0.5% of samples raise it.
 
 Drift: every `epoch` rows the centre moves `adapt` of the way toward the mean
@@ -55,16 +57,16 @@ class DetectorConfig:
     rough_alpha: float = 0.05  # EWMA weight of a new squared step (noise and stuck window, ~40 samples)
     component_quantile: float = 0.99  # each statistic is divided by this quantile on held-out normal data
     quantile: float = 0.995  # ... and their maximum by this one,
-    margin: float = 1.5  # times this: a short held-out window underestimates the tails of months to come
-    calibrate_share: float = 0.4  # the last share of the training window held out to set thresholds
+    margin: float = 1.0  # times this (cross-calibration already errs on the high side)
     min_rows: int = 30  # a fit needs at least this many rows, and 4 per sensor
     epoch: int = 64  # rows between two adaptations of the centre
-    adapt: float = 0.01  # share of the way the centre moves toward the epoch's normal mean
-    max_shift: float = 2.0  # the centre stays within this many scales of the trained one
+    adapt: float = 0.003  # share of the way the centre moves toward the epoch's normal mean
+    max_shift: float = 1.0  # the centre stays within this many scales of the trained one
     gate: float = 1.0  # rows scoring below this (not flagged) feed the adaptation
     gate_share: float = 0.75  # an epoch adapts only if this share of its rows passed the gate
     rough_tail: float = 0.001  # roughness thresholds are at least this far into the chi-square tails
     cusum_h: float = 3.0  # CUSUM decision interval on log(score)
+    residual_floor: float = 0.02  # a sensor's residual spread counts as at least this (standardised units)
     zclip: float = 1e3  # standardised values are clipped to this (no overflow on wild input)
 
     def rows_needed(self, n_sensors: int) -> int:
@@ -113,12 +115,15 @@ class FleetDetector:
         self.s = np.ones((D, p))
         self.P = np.zeros((D, p, K))
         self.inv_lam = np.zeros((D, K))
+        self.wq = np.ones((D, p))  # weight of each sensor's squared residual in Q
         self.base = np.ones((D, p))  # training mean squared step, standardised units
         self.q = np.ones((D, 2))  # T², Q component quantiles
         self.q_up = np.ones((D, p))
         self.q_down = np.ones((D, p))
         self.tau = np.ones(D)
         self.ew = np.zeros((D, 2))  # smoothed T², Q
+        self.ew_res = np.ones((D, p))  # smoothed weighted squared residual per sensor
+        self.q_res = np.ones((D, p))
         self.rough = np.ones((D, p))
         self.zprev = np.zeros((D, p))
         self.fresh = np.ones(D, bool)  # no previous row: the first step counts as zero
@@ -138,6 +143,10 @@ class FleetDetector:
 
         continue_state: the next rows follow X directly (the smoothing and the step
         between samples carry on); otherwise they start fresh, as from another recording.
+
+        Thresholds come from cross-calibration: a model fitted on each half of X scores
+        the other half, so they reflect data the model has not seen (a window too short
+        to split is scored in-sample after a burn-in). The model kept is fitted on all of X.
         """
         cfg, p = self.config, self.n_sensors
         X = np.asarray(X, float).reshape(-1, p)
@@ -146,48 +155,21 @@ class FleetDetector:
         need = cfg.rows_needed(p)
         if n < need:
             raise TooLittleData(f"{n} training rows: at least {need} are needed for {p} sensor(s)")
-        n_cal = int(n * cfg.calibrate_share) if n >= 2 * need else 0
-        fit = X[: n - n_cal]
-        med = np.nanmedian(fit, axis=0)
-        mad = 1.4826 * np.nanmedian(np.abs(fit - med), axis=0)
-        sd = np.nanstd(fit, axis=0)
-        s = np.where(mad > 0, mad, sd)
-        active = np.isfinite(s) & (s > 0) & np.isfinite(med)
-        if not active.any():
-            raise TooLittleData("no sensor varies in the training data")
-        s = np.where(active, s, np.inf)
-        med = np.where(np.isfinite(med), med, 0.0)
-        Z = np.nan_to_num(np.clip((fit - med) / s, -6.0, 6.0))
-        cov = Z.T @ Z / len(Z)
-        lam, vec = np.linalg.eigh(cov)
-        lam, vec = lam[::-1], vec[:, ::-1]
-        n_active = int(active.sum())
-        total = float(lam[:n_active].sum()) or 1.0
-        k = int(np.searchsorted(np.cumsum(lam[:n_active]) / total, cfg.variance) + 1)
-        k = max(1, min(k, n_active - 1 if n_active > 1 else 1))
-        K = self.P.shape[2]
-        self.P[i] = 0.0
-        self.P[i, :, :k] = vec[:, :k]
-        self.inv_lam[i] = 0.0
-        self.inv_lam[i, :k] = 1.0 / np.maximum(lam[:k], 1e-3 * total / n_active)
-        self.components[i] = k
-        self.ignored[i] = [j for j in range(p) if not active[j]]
-        dz = np.diff(Z, axis=0)
-        self.base[i] = np.maximum((dz**2).mean(axis=0) if len(dz) else 1.0, 1e-6)
-        self.c0[i] = self.c[i] = med
-        self.s[i] = s
-        # Run the whole window through the scoring path with unit normalisers, then set them from
-        # the held-out part (or, for a short window, from all of it after a burn-in).
-        self.q[i], self.q_up[i], self.q_down[i], self.tau[i] = 1.0, 1.0, 1.0, 1.0
-        self.ew[i] = (k, max(total - float(lam[:k].sum()), 1e-6))
-        self.rough[i] = self.base[i]
-        self.fresh[i] = True
-        dev = np.array([i])
-        t2, q, ratio = self._raw(dev, X[None])
-        start = n - n_cal if n_cal else min(n // 4, int(1 / cfg.rough_alpha))
-        t2, q, ratio = t2[0, start:], q[0, start:], ratio[0, start:]
+        if n >= 2 * need:
+            half = n // 2
+            parts = [(X[:half], X[half:]), (X[half:], X[:half])]
+        else:
+            parts = [(X, X)]
+        stats = []
+        for fit, held in parts:
+            self._set_model(i, fit)
+            burn = min(len(held) // 4, int(1 / cfg.rough_alpha))
+            stats.append([a[0, burn:] for a in self._raw(np.array([i]), held[None])])
+        t2, q, ratio, rq = (np.concatenate(parts_) for parts_ in zip(*stats))
+        self._set_model(i, X)
         cq = cfg.component_quantile
         self.q[i] = np.maximum([np.quantile(t2, cq), np.quantile(q, cq)], 1e-9)
+        self.q_res[i] = np.maximum(np.quantile(rq, cq, axis=0), 1e-9)
         # A smoothed squared step of white noise is roughly chi-square with nu = (2 - a) / (1.5 a) degrees
         # of freedom (1.5: successive steps share a sample): its quantiles bound the empirical ones,
         # which a short window estimates poorly (the EWMA is slow).
@@ -195,10 +177,14 @@ class FleetDetector:
         lo, hi = chi2.ppf([cfg.rough_tail, 1.0 - cfg.rough_tail], nu) / nu
         self.q_up[i] = np.maximum(np.quantile(ratio, cq, axis=0), hi)
         self.q_down[i] = np.minimum(np.quantile(ratio, 1.0 - cq, axis=0), lo)
-        combined = self._combine(dev, t2[None], q[None], ratio[None])[0]
+        dev = np.array([i])
+        combined = self._combine(dev, t2[None], q[None], ratio[None], rq[None])[0]
         self.tau[i] = cfg.margin * max(float(np.quantile(combined, cfg.quantile)), 1.0)
-        if not continue_state:
+        if continue_state:
+            self._raw(dev, X[None])  # the smoothing carries on from the window's last rows
+        else:
             self.ew[i] = (np.median(t2), np.median(q))
+            self.ew_res[i] = np.median(rq, axis=0)
             self.rough[i] = self.base[i]
             self.fresh[i] = True
         self.cusum[i], self.abnormal[i] = 0.0, False
@@ -206,6 +192,46 @@ class FleetDetector:
         self.ep_sum[i] = 0.0
         self.fitted[i] = True
         self._buffers.pop(i, None)
+
+    def _set_model(self, i: int, X: np.ndarray) -> None:
+        """Centre, scales, principal components, residual weights and roughness of X; smoothing reset."""
+        cfg, p = self.config, self.n_sensors
+        med = np.nanmedian(X, axis=0)
+        mad = 1.4826 * np.nanmedian(np.abs(X - med), axis=0)
+        sd = np.nanstd(X, axis=0)
+        s = np.where(mad > 0, mad, sd)
+        active = np.isfinite(s) & (s > 0) & np.isfinite(med)
+        if not active.any():
+            raise TooLittleData("no sensor varies in the training data")
+        s = np.where(active, s, np.inf)
+        med = np.where(np.isfinite(med), med, 0.0)
+        Z = np.nan_to_num(np.clip((X - med) / s, -6.0, 6.0))
+        cov = Z.T @ Z / len(Z)
+        lam, vec = np.linalg.eigh(cov)
+        lam, vec = lam[::-1], vec[:, ::-1]
+        n_active = int(active.sum())
+        total = float(lam[:n_active].sum()) or 1.0
+        k = int(np.searchsorted(np.cumsum(lam[:n_active]) / total, cfg.variance) + 1)
+        k = max(1, min(k, n_active - 1 if n_active > 1 else 1))
+        self.P[i] = 0.0
+        self.P[i, :, :k] = vec[:, :k]
+        self.inv_lam[i] = 0.0
+        self.inv_lam[i, :k] = 1.0 / np.maximum(lam[:k], 1e-3 * total / n_active)
+        self.components[i] = k
+        # Q weighs each sensor's residual by its training spread: a tight relation (pressure to speed and
+        # flow) breaking counts as much as a loose one (a lagging temperature) wandering.
+        res = Z - Z @ self.P[i] @ self.P[i].T
+        self.wq[i] = 1.0 / np.maximum(np.sqrt((res**2).mean(axis=0)), cfg.residual_floor) ** 2
+        self.ignored[i] = [j for j in range(p) if not active[j]]
+        dz = np.diff(Z, axis=0)
+        self.base[i] = np.maximum((dz**2).mean(axis=0) if len(dz) else 1.0, 1e-6)
+        self.c0[i] = self.c[i] = med
+        self.s[i] = s
+        self.q[i], self.q_up[i], self.q_down[i], self.q_res[i], self.tau[i] = 1.0, 1.0, 1.0, 1.0, 1.0
+        self.ew[i] = (k, float(n_active - k))
+        self.ew_res[i] = np.where(active, 1.0, 0.0)
+        self.rough[i] = self.base[i]
+        self.fresh[i] = True
 
     # --- scoring ------------------------------------------------------------------------
 
@@ -217,29 +243,32 @@ class FleetDetector:
         t = np.einsum("ntp,npk->ntk", z, self.P[devs])
         t2 = np.einsum("ntk,nk->nt", t * t, self.inv_lam[devs])
         res = z - np.einsum("ntk,npk->ntp", t, self.P[devs])
-        q = np.einsum("ntp,ntp->nt", res, res)
+        rq = res * res * self.wq[devs, None, :]
+        q = rq.sum(axis=2)
         prev = np.where(self.fresh[devs, None], z[:, 0], self.zprev[devs])
         step = np.diff(z, axis=1, prepend=prev[:, None, :])
         rough = _ewma(step * step, self.rough[devs], cfg.rough_alpha)
         ew = np.stack([_ewma(t2, self.ew[devs, 0], cfg.alpha), _ewma(q, self.ew[devs, 1], cfg.alpha)], axis=-1)
         self.ew[devs] = ew[:, -1]
+        rq = _ewma(rq, self.ew_res[devs], cfg.alpha)
+        self.ew_res[devs] = rq[:, -1]
         self.rough[devs] = rough[:, -1]
         self.zprev[devs] = z[:, -1]
         self.fresh[devs] = False
         base = self.base[devs, None, :]
         ratio = (rough + 0.01 * base) / (1.01 * base)
-        return ew[..., 0], ew[..., 1], ratio
+        return ew[..., 0], ew[..., 1], ratio, rq
 
-    def _combine(self, devs, t2, q, ratio) -> np.ndarray:
+    def _combine(self, devs, t2, q, ratio, rq) -> np.ndarray:
+        res = (rq / self.q_res[devs, None, :]).max(axis=2)
         up = (ratio / self.q_up[devs, None, :]).max(axis=2)
         down = (self.q_down[devs, None, :] / ratio).max(axis=2)
-        return np.maximum.reduce([t2 / self.q[devs, None, 0], q / self.q[devs, None, 1], up, down])
+        return np.maximum.reduce([t2 / self.q[devs, None, 0], q / self.q[devs, None, 1], res, up, down])
 
     def _advance(self, devs: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score X (n fitted devices x T rows x p); no device crosses an epoch boundary inside X."""
         cfg = self.config
-        t2, q, ratio = self._raw(devs, X)
-        score = self._combine(devs, t2, q, ratio) / self.tau[devs, None]
+        score = self._combine(devs, *self._raw(devs, X)) / self.tau[devs, None]
         anomaly = score > 1.0
         # Two-state CUSUM on log(score): into an abnormal regime, and back out of it.
         x = np.clip(np.log(np.maximum(score, 1e-6)), -5.0, 5.0)

@@ -16,7 +16,7 @@ operation:
 T² and Q are smoothed causally (EWMA: the score at t uses samples up to t),
 each of the four statistics is divided by its 99% quantile, and their maximum
 is divided by its own `quantile` (default 99.5%) on training data the model
-had not seen (each half of the window scored by a model of the other half),
+had not seen (blocks of the window scored by a model of the other blocks),
 times a margin. So `score > 1` is the alarm,
 and on data like the training data about 0.5% of samples raise it.
 
@@ -58,12 +58,14 @@ class DetectorConfig:
     component_quantile: float = 0.99  # each statistic is divided by this quantile on held-out normal data
     quantile: float = 0.995  # ... and their maximum by this one,
     margin: float = 1.0  # times this (cross-calibration already errs on the high side)
+    folds: int = 8  # the training window is cut into this many blocks; even ones score odd ones and back
     min_rows: int = 30  # a fit needs at least this many rows, and 4 per sensor
     epoch: int = 64  # rows between two adaptations of the centre
     adapt: float = 0.003  # share of the way the centre moves toward the epoch's normal mean
     max_shift: float = 1.0  # the centre stays within this many scales of the trained one
     gate: float = 1.0  # rows scoring below this (not flagged) feed the adaptation
     gate_share: float = 0.75  # an epoch adapts only if this share of its rows passed the gate
+    rough_cap: float = 25.0  # a squared step counts as at most this many times its training level
     rough_tail: float = 0.001  # roughness thresholds are at least this far into the chi-square tails
     cusum_h: float = 3.0  # CUSUM decision interval on log(score)
     residual_floor: float = 0.02  # a sensor's residual spread counts as at least this (standardised units)
@@ -144,9 +146,10 @@ class FleetDetector:
         continue_state: the next rows follow X directly (the smoothing and the step
         between samples carry on); otherwise they start fresh, as from another recording.
 
-        Thresholds come from cross-calibration: a model fitted on each half of X scores
-        the other half, so they reflect data the model has not seen (a window too short
-        to split is scored in-sample after a burn-in). The model kept is fitted on all of X.
+        Thresholds come from cross-calibration: X is cut into `folds` blocks in time; a
+        model of the even blocks scores the odd ones and back, so thresholds reflect data
+        the model has not seen, from all over the window (a window too short to cut is
+        scored in-sample after a burn-in). The model kept is fitted on all of X.
         """
         cfg, p = self.config, self.n_sensors
         X = np.asarray(X, float).reshape(-1, p)
@@ -155,16 +158,18 @@ class FleetDetector:
         need = cfg.rows_needed(p)
         if n < need:
             raise TooLittleData(f"{n} training rows: at least {need} are needed for {p} sensor(s)")
-        if n >= 2 * need:
-            half = n // 2
-            parts = [(X[:half], X[half:]), (X[half:], X[:half])]
-        else:
-            parts = [(X, X)]
+        blocks = min(cfg.folds, n // need) if n >= 2 * need else 0
+        block = np.arange(n) * max(blocks, 1) // n
+        folds = [block % 2 == 0, block % 2 == 1] if blocks >= 2 else [np.ones(n, bool)]
         stats = []
-        for fit, held in parts:
+        for held in folds:
+            fit = X[~held] if blocks >= 2 else X
             self._set_model(i, fit)
-            burn = min(len(held) // 4, int(1 / cfg.rough_alpha))
-            stats.append([a[0, burn:] for a in self._raw(np.array([i]), held[None])])
+            for b in np.unique(block[held]):  # each held-out block scored on its own, after a burn-in
+                rows = X[block == b]
+                burn = min(len(rows) // 4, int(1 / cfg.rough_alpha))
+                stats.append([a[0, burn:] for a in self._raw(np.array([i]), rows[None])])
+                self._reset_smoothing(i)
         t2, q, ratio, rq = (np.concatenate(parts_) for parts_ in zip(*stats))
         self._set_model(i, X)
         cq = cfg.component_quantile
@@ -228,7 +233,12 @@ class FleetDetector:
         self.c0[i] = self.c[i] = med
         self.s[i] = s
         self.q[i], self.q_up[i], self.q_down[i], self.q_res[i], self.tau[i] = 1.0, 1.0, 1.0, 1.0, 1.0
-        self.ew[i] = (k, float(n_active - k))
+        self._reset_smoothing(i)
+
+    def _reset_smoothing(self, i: int) -> None:
+        k = int(self.components[i])
+        active = np.isfinite(self.s[i])
+        self.ew[i] = (k, float(active.sum() - k))
         self.ew_res[i] = np.where(active, 1.0, 0.0)
         self.rough[i] = self.base[i]
         self.fresh[i] = True
@@ -247,7 +257,10 @@ class FleetDetector:
         q = rq.sum(axis=2)
         prev = np.where(self.fresh[devs, None], z[:, 0], self.zprev[devs])
         step = np.diff(z, axis=1, prepend=prev[:, None, :])
-        rough = _ewma(step * step, self.rough[devs], cfg.rough_alpha)
+        # Each squared step counts as at most rough_cap x its training level: one wild reading raises the
+        # roughness for a while, not for minutes after the plant is back to normal.
+        rough = _ewma(np.minimum(step * step, cfg.rough_cap * self.base[devs, None, :]), self.rough[devs],
+                      cfg.rough_alpha)
         ew = np.stack([_ewma(t2, self.ew[devs, 0], cfg.alpha), _ewma(q, self.ew[devs, 1], cfg.alpha)], axis=-1)
         self.ew[devs] = ew[:, -1]
         rq = _ewma(rq, self.ew_res[devs], cfg.alpha)

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import lfilter
-from scipy.stats import chi2
+from scipy.special import gammaincinv
 
 
 class TooLittleData(ValueError):
@@ -60,8 +60,8 @@ class DetectorConfig:
     margin: float = 1.0  # times this (cross-calibration already errs on the high side)
     folds: int = 8  # the training window is cut into this many blocks; even ones score odd ones and back
     min_rows: int = 30  # a fit needs at least this many rows, and 4 per sensor
-    epoch: int = 64  # rows between two adaptations of the centre
-    adapt: float = 0.003  # share of the way the centre moves toward the epoch's normal mean
+    epoch: int = 256  # rows between two adaptations of the centre
+    adapt: float = 0.012  # share of the way the centre moves toward the epoch's normal mean (~6 h at 1 Hz)
     max_shift: float = 1.0  # the centre stays within this many scales of the trained one
     gate: float = 1.0  # rows scoring below this (not flagged) feed the adaptation
     gate_share: float = 0.75  # an epoch adapts only if this share of its rows passed the gate
@@ -179,7 +179,7 @@ class FleetDetector:
         # of freedom (1.5: successive steps share a sample): its quantiles bound the empirical ones,
         # which a short window estimates poorly (the EWMA is slow).
         nu = (2.0 - cfg.rough_alpha) / (1.5 * cfg.rough_alpha)
-        lo, hi = chi2.ppf([cfg.rough_tail, 1.0 - cfg.rough_tail], nu) / nu
+        lo, hi = 2.0 * gammaincinv(nu / 2.0, [cfg.rough_tail, 1.0 - cfg.rough_tail]) / nu  # chi-square quantiles
         self.q_up[i] = np.maximum(np.quantile(ratio, cq, axis=0), hi)
         self.q_down[i] = np.minimum(np.quantile(ratio, 1.0 - cq, axis=0), lo)
         dev = np.array([i])

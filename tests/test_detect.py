@@ -100,8 +100,8 @@ def test_a_lasting_fault_is_not_absorbed_by_adaptation(pump):
     r = d.update(X)
     assert r.anomaly[3600:7200].mean() < 0.05
     assert r.anomaly[-3600:].mean() > 0.9
-    shift = np.abs(d.c - d.c0) / d.s
-    assert np.all(shift <= d.config.max_shift + 1e-9)
+    shift = (d.c - d.c0) / d.s
+    assert abs(shift[0, 3]) < 0.1  # the faulty sensor's centre stayed where training put it
 
 
 def test_too_little_data_is_said_not_guessed():

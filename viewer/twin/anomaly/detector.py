@@ -39,6 +39,7 @@ at a time or in blocks (the offline runner), with identical results either way.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,11 +61,12 @@ class DetectorConfig:
     margin: float = 1.0  # times this (cross-calibration already errs on the high side)
     folds: int = 8  # the training window is cut into this many blocks; even ones score odd ones and back
     min_rows: int = 30  # a fit needs at least this many rows, and 4 per sensor
-    epoch: int = 256  # rows between two adaptations of the centre
-    adapt: float = 0.012  # share of the way the centre moves toward the epoch's normal mean (~6 h at 1 Hz)
-    max_shift: float = 1.0  # the centre stays within this many scales of the trained one
+    epoch: int = 256  # at most this many rows between two adaptations of the centre (1/8 of the window)
+    horizon: float = 1.0  # the centre's time constant, in training-window lengths
+    max_shift: float = math.inf  # the centre stays within this many scales of the trained one
     gate: float = 1.0  # rows scoring below this (not flagged) feed the adaptation
     gate_share: float = 0.75  # an epoch adapts only if this share of its rows passed the gate
+    t2_weight: float = 3.0  # T² alone (an unfamiliar operating point) needs 3x its quantile: weaker evidence than a broken relation
     rough_cap: float = 25.0  # a squared step counts as at most this many times its training level
     rough_tail: float = 0.001  # roughness thresholds are at least this far into the chi-square tails
     cusum_h: float = 3.0  # CUSUM decision interval on log(score)
@@ -132,7 +134,9 @@ class FleetDetector:
         self.cusum = np.zeros(D)
         self.abnormal = np.zeros(D, bool)
         self.ep_rows = np.zeros(D, np.int64)
-        self.ep_ok = np.zeros(D, np.int64)
+        self.epoch = np.full(D, cfg.epoch, np.int64)  # rows per adaptation epoch
+        self.rate = np.zeros(D)  # share of the way the centre moves per epoch
+        self.ep_ok = np.zeros((D, p), np.int64)
         self.ep_sum = np.zeros((D, p))
         self.components = np.zeros(D, np.int64)
         self.ignored: list[list[int]] = [[] for _ in range(D)]
@@ -192,6 +196,10 @@ class FleetDetector:
             self.ew_res[i] = np.median(rq, axis=0)
             self.rough[i] = self.base[i]
             self.fresh[i] = True
+        # The model knows variation on time scales up to its window: slower change is followed at that
+        # pace (time constant `horizon` windows), in epochs of an eighth of the window at most.
+        self.epoch[i] = int(np.clip(n // 8, 8, cfg.epoch))
+        self.rate[i] = min(self.epoch[i] / (cfg.horizon * n), 0.5)
         self.cusum[i], self.abnormal[i] = 0.0, False
         self.ep_rows[i] = self.ep_ok[i] = 0
         self.ep_sum[i] = 0.0
@@ -276,12 +284,14 @@ class FleetDetector:
         res = (rq / self.q_res[devs, None, :]).max(axis=2)
         up = (ratio / self.q_up[devs, None, :]).max(axis=2)
         down = (self.q_down[devs, None, :] / ratio).max(axis=2)
-        return np.maximum.reduce([t2 / self.q[devs, None, 0], q / self.q[devs, None, 1], res, up, down])
+        return np.maximum.reduce([t2 / (self.q[devs, None, 0] * self.config.t2_weight), q / self.q[devs, None, 1], res, up, down])
 
     def _advance(self, devs: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score X (n fitted devices x T rows x p); no device crosses an epoch boundary inside X."""
         cfg = self.config
-        score = self._combine(devs, *self._raw(devs, X)) / self.tau[devs, None]
+        t2, q, ratio, rq = self._raw(devs, X)
+        tau = self.tau[devs, None]
+        score = self._combine(devs, t2, q, ratio, rq) / tau
         anomaly = score > 1.0
         # Two-state CUSUM on log(score): into an abnormal regime, and back out of it.
         x = np.clip(np.log(np.maximum(score, 1e-6)), -5.0, 5.0)
@@ -298,27 +308,35 @@ class FleetDetector:
                     cp[j, t], a_, s_ = 1, not a_, 0.0
             S[j], A[j] = s_, a_
         self.cusum[devs], self.abnormal[devs] = S, A
-        # Slow adaptation of the centre: only rows well below the alarm count.
-        ok = score < cfg.gate
+        # Slow adaptation of the centre, sensor by sensor: a sensor's reading counts when its own
+        # residual and roughness are below the alarm, so a fault in one sensor freezes that sensor's
+        # centre while the others keep following the plant's slow drift.
+        tau3 = tau[:, :, None] * cfg.gate
+        ok = ((rq / self.q_res[devs, None, :] < tau3) & (ratio / self.q_up[devs, None, :] < tau3)
+              & (self.q_down[devs, None, :] / ratio < tau3) & (q / self.q[devs, None, 1] < tau * cfg.gate)[:, :, None])
         z = np.nan_to_num((X - self.c[devs, None, :]) / self.s[devs, None, :])
-        self.ep_sum[devs] += np.einsum("nt,ntp->np", ok.astype(float), z)
+        self.ep_sum[devs] += np.where(ok, z, 0.0).sum(axis=1)
         self.ep_ok[devs] += ok.sum(axis=1)
         self.ep_rows[devs] += X.shape[1]
         return score, anomaly, cp
 
     def _end_epochs(self, devs: np.ndarray) -> None:
         cfg = self.config
-        done = devs[self.ep_rows[devs] >= cfg.epoch]
+        done = devs[self.ep_rows[devs] >= self.epoch[devs]]
         if not len(done):
             return
-        good = done[self.ep_ok[done] >= cfg.gate_share * self.ep_rows[done]]
-        if len(good):
-            mean = self.ep_sum[good] / self.ep_ok[good, None]
-            s = self.s[good]
-            step = np.where(np.isfinite(s), cfg.adapt * mean * np.where(np.isfinite(s), s, 0.0), 0.0)
-            lim = np.where(np.isfinite(s), cfg.max_shift * s, 0.0)
-            c0 = self.c0[good]
-            self.c[good] = np.clip(self.c[good] + step, c0 - lim, c0 + lim)
+        # A sensor adapts only if it passed in `gate_share` of the epoch's rows.
+        good = self.ep_ok[done] >= cfg.gate_share * self.ep_rows[done, None]
+        mean = self.ep_sum[done] / np.maximum(self.ep_ok[done], 1)
+        s = self.s[done]
+        finite = np.isfinite(s) & good
+        s0 = np.where(finite, s, 0.0)
+        step = np.where(finite, self.rate[done, None] * mean * s0, 0.0)
+        c = self.c[done] + step
+        if math.isfinite(cfg.max_shift):
+            c0, lim = self.c0[done], cfg.max_shift * s0
+            c = np.clip(c, c0 - lim, c0 + lim)
+        self.c[done] = c
         self.ep_rows[done] = self.ep_ok[done] = 0
         self.ep_sum[done] = 0.0
 
@@ -386,7 +404,7 @@ class Detector(FleetDetector):
                 nan = np.full(m, np.nan)
                 parts.append(Scores(nan, np.zeros(m, np.int8), np.zeros(m, np.int8), np.zeros(m, bool)))
             else:
-                m = min(T - i, self.config.epoch - int(self.ep_rows[0]))
+                m = min(T - i, int(self.epoch[0] - self.ep_rows[0]))
                 sc, an, c = self._advance(dev, X[None, i : i + m])
                 parts.append(Scores(sc[0], an[0].astype(np.int8), c[0], np.ones(m, bool)))
                 self._end_epochs(dev)

@@ -9,21 +9,23 @@ operation:
   subspace (the sensors move together, but too far) and Q, the squared
   prediction error outside it (the sensors no longer move together), each
   sensor's residual weighed by its spread in training;
+* the same weighted residual per sensor (one tight relation breaking);
 * roughness: per sensor, an EWMA of the squared step between samples against
   its training level, which rises with growing noise, spikes and vibration and
   falls to nothing when a sensor sticks.
 
-T² and Q are smoothed causally (EWMA: the score at t uses samples up to t),
-each of the four statistics is divided by its 99% quantile, and their maximum
-is divided by its own `quantile` (default 99.5%) on training data the model
-had not seen (blocks of the window scored by a model of the other blocks),
-times a margin. So `score > 1` is the alarm,
-and on data like the training data about 0.5% of samples raise it.
+T², Q and the residuals are smoothed causally (EWMA: the score at t uses samples
+up to t), each statistic is divided by its 99% quantile (T² by `t2_weight` times
+it), and their maximum by its own `quantile` (default 99.5%), all measured on
+training data the model had not seen (blocks of the window scored by a model of
+the other blocks). So `score > 1` is the alarm, and on data like the training
+data about 0.5% of samples raise it.
 
-Drift: every `epoch` rows the centre moves `adapt` of the way toward the mean
-of the rows that scored well below the alarm (`gate`), and never further than
-`max_shift` scales from where training put it: slow benign drift is followed,
-a fault is not absorbed (an epoch with alarms does not adapt at all).
+Drift: the model knows variation up to its training window's length, and follows
+slower change at that pace: every epoch each sensor's centre moves toward the mean
+of its readings whose own residual and roughness (and the row's Q) were below the
+alarm, with a time constant of `horizon` windows. A sensor under suspicion is frozen
+while the others follow the plant; `max_shift` can cap the distance (off by default).
 
 Changepoints: a two-state CUSUM on log(score) flags the row where the device
 is judged to have entered an abnormal regime, and the row where it left it.
@@ -64,9 +66,9 @@ class DetectorConfig:
     epoch: int = 256  # at most this many rows between two adaptations of the centre (1/8 of the window)
     horizon: float = 1.0  # the centre's time constant, in training-window lengths
     max_shift: float = math.inf  # the centre stays within this many scales of the trained one
-    gate: float = 1.0  # rows scoring below this (not flagged) feed the adaptation
-    gate_share: float = 0.75  # an epoch adapts only if this share of its rows passed the gate
-    t2_weight: float = 3.0  # T² alone (an unfamiliar operating point) needs 3x its quantile: weaker evidence than a broken relation
+    gate: float = 1.0  # readings whose own statistics are below this share of the alarm feed the adaptation
+    gate_share: float = 0.75  # a sensor adapts only if this share of the epoch's readings passed the gate
+    t2_weight: float = 3.0  # T² alone (an unfamiliar operating point) is weaker evidence than a broken relation
     rough_cap: float = 25.0  # a squared step counts as at most this many times its training level
     rough_tail: float = 0.001  # roughness thresholds are at least this far into the chi-square tails
     cusum_h: float = 3.0  # CUSUM decision interval on log(score)

@@ -78,6 +78,26 @@ def pump():
     return X[: 8 * 3600], X[8 * 3600 :]
 
 
+def test_fleet_devices_learn_from_their_own_first_rows():
+    fleet = FleetDetector(2, 8, warmup=200)
+    A, B = normal_recording(400, seed=11), normal_recording(400, seed=12)
+    got_a, got_b = [], []
+    for t in range(300):
+        devs = [1] if t < 50 else [0, 1]  # device 0 starts talking later: its window ends later
+        rows = np.array([B[t]] if t < 50 else [A[t - 50], B[t]])
+        r = fleet.update(devs, rows)
+        got_b.append(r.score[-1])
+        if t >= 50:
+            got_a.append(r.score[0])
+        if t < 199:
+            assert not r.ready.any() and fleet.learning_rows(1) == t + 1
+        if t == 240:
+            assert fleet.fitted[1] and not fleet.fitted[0] and fleet.learning_rows(0) == 191
+    assert fleet.fitted.all()
+    np.testing.assert_array_equal(got_a, Detector(8, warmup=200).update(A[:250]).score)
+    np.testing.assert_array_equal(got_b, Detector(8, warmup=200).update(B[:300]).score)
+
+
 def test_quiet_on_normal_data_and_flags_faults(pump):
     train, later = pump
     quiet = Detector(8).fit(train).update(later)

@@ -667,11 +667,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.epilog = "exit codes: 0 ok, 2 bad usage, 3 site problem, 4 a source could not be reached"
     p.set_defaults(func=cmd_state)
 
+    from twinview.cli.detect import add_parser as add_detect_parser
+
+    add_detect_parser(sub)
+
     p = sub.add_parser("bench", help="measure load, frame, memory and ingest figures; prints a table")
     p.add_argument("--devices", default="1000,20000", help="comma-separated site sizes (default 1000,20000)")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--size", type=parse_size, default=(640, 360), metavar="WxH")
-    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, web, faults")
+    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, web, faults, detect")
     p.set_defaults(func=cmd_bench)
     return parser
 

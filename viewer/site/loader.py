@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import Problem, SiteError
+from .errors import ModelError, Problem, SiteError
 from .manifest import Site, load_manifest
 from .model import Progress, SiteModel, load_model
 
@@ -72,7 +72,12 @@ def _is_structure(name: str) -> bool:
 def open_site(site_dir: str | Path, progress: Progress | None = None) -> LoadedSite:
     """Load manifest and model; raises SiteError with every error found."""
     site, warnings = load_manifest(site_dir)
-    model = load_model(site.model, site.root, progress)
+    try:
+        model = load_model(site.model, site.root, progress)
+    except SiteError:
+        raise
+    except Exception as exc:  # whatever slipped past the model checks is still one line, never a traceback
+        raise ModelError(f"cannot read model ({type(exc).__name__}): {str(exc)[:300]}", str(site.model)) from None
     problems = check_binding(site, model)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
@@ -90,4 +95,6 @@ def check_site(site_dir: str | Path) -> list[Problem]:
         model = load_model(site.model, site.root)
     except SiteError as exc:
         return warnings + exc.problems
+    except Exception as exc:  # documented never to raise: whatever slipped past the model checks is one problem
+        return warnings + [Problem(str(site.model), "", f"cannot read model ({type(exc).__name__}): {str(exc)[:300]}")]
     return warnings + check_binding(site, model)

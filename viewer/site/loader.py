@@ -25,6 +25,34 @@ def find_part(model: SiteModel, device_node: str, part: str) -> str | None:
     return None
 
 
+def node_owners(site: Site, model: SiteModel) -> dict[str, int]:
+    """Model node -> index of the device that owns it.
+
+    Devices may nest (a motor inside its pump, pumps inside their line): the innermost
+    device owns its node's subtree, the outer one the rest of its own subtree.
+    """
+    depth: dict[str, int] = {}
+
+    def depth_of(name: str) -> int:
+        chain, at = [], name
+        while at is not None and at not in depth:
+            chain.append(at)
+            node = model.nodes.get(at)
+            at = node.parent if node is not None else None
+        d = depth[at] if at is not None else -1
+        for n in reversed(chain):
+            d += 1
+            depth[n] = d
+        return depth[name]
+
+    bound = [(depth_of(d.node), i) for i, d in enumerate(site.devices) if d.node in model.nodes]
+    owners: dict[str, int] = {}
+    for _, i in sorted(bound):  # outermost first, so inner devices take their subtrees over
+        for name in model.descendants(site.devices[i].node):
+            owners[name] = i
+    return owners
+
+
 def check_binding(site: Site, model: SiteModel) -> list[Problem]:
     """Problems in how the manifest's devices bind to the model's nodes."""
     file = str(site.manifest_path)

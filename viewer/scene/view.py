@@ -85,7 +85,7 @@ class SiteView:
         labelled = [i for i, d in enumerate(self.site.devices) if d.label is not None]
         self.labels = LabelLayer(self.geometry.device_bounds, labelled) if labelled else None
         if self.labels is not None:
-            self.scene.add(self.labels.object)
+            self.scene.add(self.labels.object, self.labels.counter)
         self.camera = gfx.PerspectiveCamera(45, 16 / 9)
         self.camera.world.reference_up = (0, 1, 0)
         self.fit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +76,32 @@ def check_binding(site: Site, model: SiteModel) -> list[Problem]:
                 problems.append(
                     Problem(file, f"devices[{i}] ({device.id}).overlays", f"{motion.kind} overlay: no node {motion.node!r} below {device.node!r}")
                 )
-    unbound = [n.name for n in model.nodes.values() if n.geometry and n.name not in bound and not _is_structure(n.name)]
-    if unbound and site.devices:
+    scenery = _scenery_nodes(site, model, file, problems)
+    unbound = [
+        n.name for n in model.nodes.values()
+        if n.geometry and n.name not in bound and n.name not in scenery and not _is_structure(n.name)
+    ]  # fmt: skip
+    if unbound:
         shown = ", ".join(sorted(unbound)[:10]) + (" ..." if len(unbound) > 10 else "")
-        problems.append(
-            Problem(str(model.path), "", f"{len(unbound)} model node(s) with geometry are bound to no device: {shown}", "warning")
-        )
+        problems.append(Problem(
+            str(model.path), "",
+            f"{len(unbound)} model node(s) with geometry are bound to no device: {shown} "
+            "(bind them to devices, or list them in scenery = [...] in site.toml)",
+            "warning",
+        ))  # fmt: skip
     return problems
+
+
+def _scenery_nodes(site: Site, model: SiteModel, file: str, problems: list[Problem]) -> set[str]:
+    """Nodes the manifest declares scenery (glob patterns on node names), with everything below them."""
+    nodes: set[str] = set()
+    for k, pattern in enumerate(site.scenery):
+        matched = [name for name in model.nodes if fnmatch.fnmatchcase(name, pattern)]
+        if not matched:
+            problems.append(Problem(file, f"scenery[{k}]", f"pattern {pattern!r} matches no node in the model {model.path.name}", "warning"))
+        for name in matched:
+            nodes.update(model.descendants(name))
+    return nodes
 
 
 def _command_problems(device, spec) -> list[str]:

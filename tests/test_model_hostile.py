@@ -89,3 +89,24 @@ def test_glb_accessor_is_checked_against_its_binary_chunk(tmp_path):
     doc["accessors"][0]["count"] = 3
     (site / "model.glb").write_bytes(glb_bytes(doc, TRIANGLE))
     assert [p for p in check_site(site) if p.severity == "error"] == []
+
+
+def test_a_cycle_the_scene_never_reaches_is_refused(tmp_path):
+    doc = triangle_doc([{"name": "A", "mesh": 0}, {"name": "B", "children": [2]}, {"name": "C", "mesh": 0, "children": [1]}], [0])
+    problems = check_site(write_site(tmp_path / "s", doc))
+    assert len(problems) == 1 and "node 1 ('B') is its own ancestor: the node graph has a cycle" in problems[0].message
+
+
+@pytest.mark.parametrize("where", ["manifest", "model"])
+def test_nesting_too_deep_to_read_is_one_line(tmp_path, where):
+    deep = "[" * 100_000 + "]" * 100_000
+    site = write_site(tmp_path / "deep", triangle_doc([{"name": "A", "mesh": 0}], [0]))
+    if where == "manifest":
+        (site / "site.toml").write_text(f"a = {deep}\n")
+    else:
+        (site / "model.gltf").write_text('{"asset": ' + deep + "}")
+    result = twinview("check", str(site))
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stdout.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "nested too deeply to read" in errors[0], result.stdout

@@ -139,6 +139,8 @@ def check_site(site_dir: str | Path) -> list[Problem]:
         site, warnings = load_manifest(site_dir)
     except SiteError as exc:
         return exc.problems
+    except Exception as exc:  # documented never to raise
+        return [Problem(str(site_dir), "", f"cannot read the manifest ({type(exc).__name__}): {str(exc)[:300]}")]
     try:
         model = load_model(site.model, site.root)
     except SiteError as exc:

@@ -265,6 +265,8 @@ def load_manifest(site_dir: str | Path) -> tuple[Site, list]:
         raise SiteError(f"manifest is not UTF-8 text ({exc.reason} at byte {exc.start})", str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise SiteError(f"manifest is not valid TOML: {exc}", str(path)) from None
+    except RecursionError:
+        raise SiteError("manifest is not valid TOML: arrays or tables nested too deeply to read", str(path)) from None
 
     site = _parse(data, root.resolve(), report)
     if report.errors:

@@ -134,8 +134,10 @@ def _check_gltf(path: Path, root: Path, name: str) -> None:
     the document's structure (node graph, accessors against buffers) before trimesh trusts it."""
     try:
         doc, bin_chunk = read_document(path)
-    except (ValueError, UnicodeDecodeError, struct.error, RecursionError) as exc:
-        raise ModelError(f"not a valid glTF file: {str(exc) or type(exc).__name__}", name) from None
+    except RecursionError:
+        raise ModelError("not a valid glTF file: its JSON is nested too deeply to read", name) from None
+    except (ValueError, UnicodeDecodeError, struct.error) as exc:
+        raise ModelError(f"not a valid glTF file: {exc}", name) from None
     if not isinstance(doc, dict):
         raise ModelError("not a valid glTF file: top level is not a JSON object", name)
     _check_gltf_references(doc, path, root, name)

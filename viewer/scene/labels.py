@@ -149,7 +149,8 @@ class LabelLayer:
         sx = (ndc[:, 0] + 1) / 2 * width
         sy = (1 - ndc[:, 1]) / 2 * height
         line = self.font_size * 1.3
-        taken: list[tuple[float, float, float, float]] = []
+        cell = 4 * line  # placed boxes are bucketed by screen cell: each test looks at its neighbours only
+        grid: dict[tuple[int, int], list[tuple[float, float, float, float]]] = {}
         chosen: list[int] = []
         for k in order.tolist():
             if len(chosen) >= self.budget:
@@ -157,22 +158,26 @@ class LabelLayer:
             device = int(candidates[k])
             half = (len(self._text(device)) * self.font_size * 0.55 + 6) / 2
             box = (sx[k] - half, sy[k] - line, sx[k] + half, sy[k])
-            if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken):
+            cells = [(cx, cy) for cx in range(int(box[0] // cell), int(box[2] // cell) + 1)
+                     for cy in range(int(box[1] // cell), int(box[3] // cell) + 1)]  # fmt: skip
+            if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                   for c in cells for b in grid.get(c, ())):  # fmt: skip
                 continue
-            taken.append(box)
+            for c in cells:
+                grid.setdefault(c, []).append(box)
             chosen.append(device)
         before = set(self.slot_of)
         chosen_arr = np.asarray(chosen, dtype=np.int64)
         self._assign(chosen_arr)
-        hidden = candidates[~np.isin(candidates, chosen_arr)]
-        self._show_counter(hidden, matrix, size)
+        # Labels on screen that yielded, by condition: all on screen minus those shown.
+        by_rank = np.bincount(self.rank[candidates], minlength=5) - np.bincount(self.rank[chosen_arr], minlength=5)
+        self._show_counter(by_rank, matrix, size)
         return set(self.slot_of) != before
 
-    def _show_counter(self, hidden: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> None:
+    def _show_counter(self, by_rank: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> None:
         """Say how many labels on screen yielded (and how many of those say something is wrong)."""
-        self.hidden = int(len(hidden))
-        ranks, counts = np.unique(self.rank[hidden], return_counts=True)
-        self.hidden_by_rank = {int(r): int(c) for r, c in zip(ranks, counts) if r >= 2}
+        self.hidden = int(by_rank.sum())
+        self.hidden_by_rank = {r: int(by_rank[r]) for r in range(2, len(by_rank)) if by_rank[r]}
         if not self.hidden:
             self.counter_text = ""
             self.counter.set_text("")

@@ -13,6 +13,19 @@ from twinview.site import SiteError
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_SITE = 3
+DESKTOP_MODULES = ("pygfx", "wgpu", "rendercanvas", "imgui_bundle", "glfw")
+
+
+def desktop_installed() -> bool:
+    """True when the [desktop] extra (the GPU stack and window toolkit) can be imported."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in DESKTOP_MODULES)
+
+
+def needs_desktop(command: str) -> str:
+    return (f"error: `twinview {command}` draws with the GPU stack, which is not installed: "
+            "pip install 'twinview[desktop]'")
 
 
 def demo_site_path() -> Path:
@@ -42,11 +55,16 @@ def _open(site_dir: Path, quiet: bool = False):
     return loaded
 
 
-def _live(loaded, args):
-    """The site's runtime: the embedded simulator unless another source is named."""
+def _live(loaded, args, record: bool = False):
+    """The site's runtime: the embedded simulator unless another source is named; recorded when asked."""
     from twinview.cli.sources import runtime_from_args
 
-    return runtime_from_args(loaded, args)
+    runtime = runtime_from_args(loaded, args)
+    if record:
+        from twinview.cli.memory import record_runtime
+
+        runtime.recorder = record_runtime(runtime, args)
+    return runtime
 
 
 def cmd_check(args) -> int:
@@ -70,7 +88,10 @@ def cmd_render(args) -> int:
 
     loaded = _open(Path(args.site), quiet=args.quiet)
     view = SiteView(loaded)
-    live = _live(loaded, args) if _wants_live(args) else None
+    past = _past(loaded, args) if args.at else None
+    if past is not None and not isinstance(past, tuple):
+        return past  # an exit code: the time or the store was not usable
+    live = _live(loaded, args) if _wants_live(args) and past is None else None
     if args.select:
         index = view.index_of(args.select)
         if index is None:
@@ -80,14 +101,55 @@ def cmd_render(args) -> int:
         if args.focus:
             view.focus(index)
     off = OffscreenView(view, args.size, quality=args.quality)
+    if past is not None:
+        twin, store = past
+        SceneBinding(twin.runtime, view)
+        twin.seek(twin.at)
     if live is not None:
         SceneBinding(live, view)
         live.run_for(args.wait)
     out = off.save(args.out)
     if live is not None:
         live.stop()
-    print(f"wrote {out} ({args.size[0]}x{args.size[1]})")
+    if past is not None:
+        store.close()
+    when = f" as it was at {_stamp(past[0].at)}" if past is not None else ""
+    print(f"wrote {out} ({args.size[0]}x{args.size[1]}){when}")
     return EXIT_OK
+
+
+def _stamp(t: float) -> str:
+    import time as _time
+
+    return _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(t))
+
+
+def _past(loaded, args):
+    """(PastTwin at args.at, its store), or an exit code with one line saying why not."""
+    from twinview.cli.memory import open_site_store, parse_time
+    from twinview.twin.memory import PastTwin
+
+    try:
+        at = parse_time(args.at)
+    except ValueError as exc:
+        print(f"error: --at: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        store = open_site_store(loaded.site, args.store, readonly=True)
+    except (OSError, ValueError) as exc:
+        print(f"error: no history for {loaded.site.name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    twin = PastTwin(loaded.site, store)
+    span = twin.span()
+    if span is None:
+        store.close()
+        print(f"error: the history of {loaded.site.name} is empty (record it: twinview record, or open it live)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if at < span[0]:
+        print(f"note: {_stamp(at)} is before the first record ({_stamp(span[0])}): showing no data", file=sys.stderr)
+    twin.at = at
+    return twin, store
 
 
 def _wants_live(args) -> bool:
@@ -95,18 +157,20 @@ def _wants_live(args) -> bool:
 
 
 def cmd_open(args, site_dir: Path | None = None) -> int:
+    site_dir = site_dir or Path(args.site)
+    if not desktop_installed():
+        return _open_without_desktop(args, site_dir)
     from twinview.app.desktop import has_display, run_desktop
     from twinview.scene.binding import SceneBinding
     from twinview.scene.view import SiteView
 
-    site_dir = site_dir or Path(args.site)
     loaded = _open(site_dir)
     if not has_display():
         out = Path(args.screenshot or f"twinview-{site_dir.name}.png")
         from twinview.scene.offscreen import OffscreenView
 
         view = SiteView(loaded)
-        live = _live(loaded, args)
+        live = _live(loaded, args, record=True)
         binding = SceneBinding(live, view)
         live.run_for(min(getattr(args, "wait", 0) or 3.0, 30.0))
         OffscreenView(view, (1280, 720), quality="high").save(out)
@@ -117,15 +181,34 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
         try:
             return _serve(loaded, live, args)
         finally:
-            live.stop()
+            _stop(live)
     view = SiteView(loaded)
-    live = _live(loaded, args)
-    SceneBinding(live, view)
+    live = _live(loaded, args, record=True)
     try:
-        run_desktop(view, live)
+        run_desktop(view, live)  # the desktop binds the scene to the live twin, or to the past on the timeline
     finally:
-        live.stop()
+        _stop(live)
     return EXIT_OK
+
+
+def _stop(live) -> None:
+    """Stop a runtime and close the store it was recorded into (what was written stays)."""
+    live.stop()
+    recorder = getattr(live, "recorder", None)
+    if recorder is not None:
+        recorder.close()
+        recorder.store.close()
+
+
+def _open_without_desktop(args, site_dir: Path) -> int:
+    """A core install (no GPU stack): the same live site, in the browser."""
+    print("The desktop viewer is not installed (pip install 'twinview[desktop]'): serving the live web view instead.")
+    loaded = _open(site_dir)
+    live = _live(loaded, args, record=True)
+    try:
+        return _serve(loaded, live, args)
+    finally:
+        _stop(live)
 
 
 def _serve(loaded, live, args) -> int:
@@ -152,11 +235,11 @@ def _serve(loaded, live, args) -> int:
 
 def cmd_serve(args) -> int:
     loaded = _open(Path(args.site))
-    live = _live(loaded, args)
+    live = _live(loaded, args, record=True)
     try:
         return _serve(loaded, live, args)
     finally:
-        live.stop()
+        _stop(live)
 
 
 def cmd_export_xr(args) -> int:
@@ -205,9 +288,11 @@ def cmd_record(args) -> int:
 
     from twinview.connectors.mqtt.telemetry import MqttConnector
     from twinview.connectors.replay.recording import Recorder
-    from twinview.site import load_manifest
     from twinview.connectors.wire.topics import TopicMap
+    from twinview.site import load_manifest
 
+    if not args.out:
+        return _record_into_store(args)
     site, _ = load_manifest(args.site)
     with Recorder(args.out) as recorder:
         connector = MqttConnector(args.mqtt, TopicMap(site), tap=recorder.record)
@@ -219,6 +304,35 @@ def cmd_record(args) -> int:
             pass
         connector.stop()
         print(f"recorded {recorder.count} messages")
+    return EXIT_OK
+
+
+def _record_into_store(args) -> int:
+    """twinview record SITE --mqtt URL [--store PATH]: the runtime, recorded into the history store."""
+    import time
+
+    from twinview.cli.memory import record_runtime
+
+    loaded = _open(Path(args.site), quiet=True)
+    runtime = _live(loaded, args)
+    recorder = record_runtime(runtime, args)
+    if recorder is None:
+        runtime.stop()
+        return EXIT_USAGE
+    print(f"recording {loaded.site.name} from {args.mqtt} into {recorder.store} "
+          f"{'for ' + format(args.seconds, 'g') + ' s' if args.seconds else 'until stopped'} (Ctrl-C stops)", flush=True)
+    end = time.monotonic() + args.seconds if args.seconds else float("inf")
+    try:
+        runtime.start()
+        while time.monotonic() < end:
+            runtime.step()
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.stop()
+        recorder.store.close()
+    print(f"recorded {recorder.recorded:,} samples" + (f"; {recorder.errors} write errors: {recorder.last_error}" if recorder.errors else ""))
     return EXIT_OK
 
 
@@ -329,10 +443,14 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", help="client key file for mqtts://")
     p.add_argument("--mqtt-v311", action="store_true", help="use MQTT 3.1.1 instead of MQTT 5")
     p.add_argument("--audit", metavar="JSONL", help="command audit log (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--store", metavar="PATH", help="history store: a folder or postgresql://... (default: per site)")
+    p.add_argument("--no-record", action="store_true", help="do not record into the history store")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twinview", description="Open 3D digital-twin viewer.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="how log lines look (stderr)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="open the bundled demo plant (live, simulated)")
@@ -369,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--focus", action="store_true", help="with --select: frame the selected device")
     p.add_argument("--quality", choices=("fast", "high"), default="high")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="receive live data this long before rendering")
+    p.add_argument("--at", metavar="TIME", help="the scene as it was then, from the history store (ISO time, epoch, or -10m)")
     p.add_argument("--quiet", action="store_true")
     _add_source_options(p)
     p.set_defaults(func=cmd_render)
@@ -391,11 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (default: run until Ctrl-C)")
     p.set_defaults(func=cmd_sim)
 
-    p = sub.add_parser("record", help="record a site's MQTT telemetry to a JSONL file for --replay")
+    p = sub.add_parser("record", help="record a site's MQTT telemetry into its history store (or a JSONL file)")
     p.add_argument("site")
     p.add_argument("--mqtt", required=True, metavar="URL")
-    p.add_argument("--out", required=True, metavar="JSONL")
-    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--out", metavar="JSONL", help="a portable recording for --replay instead of the history store")
+    p.add_argument("--store", metavar="PATH", help="history store: a folder or postgresql://... (default: per site)")
+    p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (default: until Ctrl-C)")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("command", help="send a command to a device and follow it until confirmed")
@@ -424,6 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
 
+    from twinview.history.cli import add_history_parser  # twinview history: recorded samples (self-contained)
+
+    add_history_parser(sub)
+
     p = sub.add_parser("users", help="manage the local users file (roles, passwords, API tokens)")
     p.add_argument("action", choices=("list", "add", "passwd", "role", "remove", "token"))
     p.add_argument("name", nargs="?")
@@ -448,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", default="1000,20000", help="comma-separated site sizes (default 1000,20000)")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--size", type=parse_size, default=(640, 360), metavar="WxH")
-    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, web")
+    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, web, faults")
     p.set_defaults(func=cmd_bench)
     return parser
 
@@ -496,8 +620,16 @@ def main(argv: list[str] | None = None) -> int:
     ensure_runtime_dir()
     parser = build_parser()
     args = parser.parse_args(argv)
+    from twinview.cli.logs import configure
+
+    configure(args.verbose, args.log_format)
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in DESKTOP_MODULES:
+            raise
+        print(needs_desktop(args.command), file=sys.stderr)
+        return EXIT_USAGE
     except SiteError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

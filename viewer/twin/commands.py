@@ -267,6 +267,35 @@ class Command:
         }  # fmt: skip
 
 
+def initial_from(spec: CommandSpec, arg: CommandArg) -> str | None:
+    """The point whose reported value an argument's input starts at, when it has no default.
+
+    One rule for every view (desktop, page, headset): an argument starts at its
+    default; else, when the command's success point reports that argument, at
+    the value the device reports now; else it has no start value and must be
+    entered (a number never silently starts at 0: that would stop a pump).
+    """
+    if arg.default is not None:
+        return None
+    if spec.success_point and spec.success_value == f"${arg.name}":
+        return spec.success_point
+    return None
+
+
+def initial_value(spec: CommandSpec, arg: CommandArg, reported: Callable[[str], Any]) -> Any:
+    """Where an argument's input starts (see initial_from); None when the person must enter it."""
+    if arg.default is not None:
+        return arg.default
+    point = initial_from(spec, arg)
+    if point is not None:
+        value = reported(point)
+        if value is not None:
+            return value
+    if arg.kind == "enum":
+        return arg.states[0] if arg.states else None
+    return None
+
+
 def public_state(cmd: Command) -> dict[str, Any]:
     """What every view is told about a command: no payload, no internals."""
     return {

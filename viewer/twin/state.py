@@ -177,7 +177,7 @@ class TwinState:
             history_len = int(min(MAX_HISTORY_LEN, max(16, history_budget_bytes // (16 * max(1, n)))))
         self.history_len = int(history_len)
         self._hist_interval = self.history_seconds / self.history_len
-        self._hist_t: np.ndarray | None = None  # (points, history_len), made at the first value
+        self._hist_t: np.ndarray | None = None  # (history_len, points), made at the first value
         self._hist_v: np.ndarray | None = None
         self._hist_n = np.zeros(n, np.int64)  # entries written so far (ring position = n % len)
         self._hist_bucket = np.full(n, -np.inf)
@@ -410,17 +410,17 @@ class TwinState:
 
     def _record_history(self, rows: np.ndarray, t: np.ndarray, v: np.ndarray) -> None:
         """Append to each point's ring; within one chart-resolution bucket the newest sample replaces the last."""
-        if self._hist_t is None:
-            self._hist_t = np.zeros((len(self.table), self.history_len))
-            self._hist_v = np.zeros((len(self.table), self.history_len))
+        if self._hist_t is None:  # slot-major: one frame's writes land close together
+            self._hist_t = np.zeros((self.history_len, len(self.table)))
+            self._hist_v = np.zeros((self.history_len, len(self.table)))
         n = self._hist_n[rows]
         new_bucket = (n == 0) | (t - self._hist_bucket[rows] >= self._hist_interval)
         self._hist_bucket[rows] = np.where(new_bucket, t, self._hist_bucket[rows])
         n = n + new_bucket
         self._hist_n[rows] = n
         slot = (n - 1) % self.history_len
-        self._hist_t[rows, slot] = t
-        self._hist_v[rows, slot] = v  # type: ignore[index]
+        self._hist_t[slot, rows] = t
+        self._hist_v[slot, rows] = v  # type: ignore[index]
 
     def clear_history(self) -> None:
         self._hist_n[:] = 0
@@ -489,7 +489,7 @@ class TwinState:
             return np.empty(0), np.empty(0)
         size = self.history_len
         idx = (np.arange(max(0, n - size), n)) % size
-        t, v = self._hist_t[row, idx], self._hist_v[row, idx]
+        t, v = self._hist_t[idx, row], self._hist_v[idx, row]
         keep = t >= t[-1] - self.history_seconds
         return t[keep].copy(), v[keep].copy()
 

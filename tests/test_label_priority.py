@@ -120,3 +120,28 @@ def test_a_site_whose_labels_all_fit_shows_no_count(site17):
     off.render()
     assert view.labels.slot_of and view.labels.hidden == 0
     assert view.labels.counter_text == ""
+
+
+def test_the_desktop_shows_the_count_clear_of_its_panels(site17, tmp_path):
+    from rendercanvas.offscreen import RenderCanvas
+
+    from twinview.app.desktop import DesktopApp
+    from twinview.scene.view import SiteView
+    from twinview.twin.runtime import Runtime
+
+    view = SiteView(site17)
+    live = Runtime(site17.site)
+    canvas = RenderCanvas(size=(1100, 620), pixel_ratio=1)
+    app = DesktopApp(view, canvas, live)
+    view.camera.aspect = 1100 / 620
+    view.fit()
+    for i in view.labels.labelled.tolist():
+        view.labels.set_text(i, "a long label text")
+    image = np.asarray(canvas.draw())
+    from PIL import Image
+
+    Image.fromarray(image[:, :, :3]).save(tmp_path / "desktop.png")
+    assert view.labels.hidden > 0 and view.labels.counter_text.endswith("hidden")
+    # Right of the device tree, below the toolbar: dark text on the light sky, no panel over it.
+    region = image[84:104, 306:520, :3].astype(int)
+    assert int((region.sum(axis=2) < 200).sum()) > 30, "the count of hidden labels shows in the desktop"

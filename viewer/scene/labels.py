@@ -70,6 +70,8 @@ class LabelLayer:
         counter_material.depth_test = False
         self.counter = gfx.Text(text="", screen_space=True, font_size=font_size, anchor="bottom-right", material=counter_material)
         self.counter.render_order = 11  # the view adds it to its scene
+        self.counter_corner = "bottom-right"
+        self.counter_inset = (float(COUNTER_MARGIN), float(COUNTER_MARGIN))
 
     def _text(self, device: int) -> str:
         return self.text_of(device) if self.text_of is not None else self.texts.get(device, "")
@@ -82,6 +84,17 @@ class LabelLayer:
         slot = self.slot_of.get(device)
         if slot is not None:
             self.blocks[slot].set_text(text)
+
+    def place_counter(self, corner: str, inset: tuple[float, float]) -> None:
+        """Where "N labels hidden" is drawn: a corner of the picture ("top-left", "bottom-right", ...)
+        and the distance from it in pixels (x, y), e.g. to keep clear of a window's panels."""
+        vertical, _, horizontal = corner.partition("-")
+        if vertical not in ("top", "bottom") or horizontal not in ("left", "right"):
+            raise ValueError(f"corner must be top-left, top-right, bottom-left or bottom-right, not {corner!r}")
+        self.counter_corner = corner
+        self.counter_inset = (float(inset[0]), float(inset[1]))
+        self.counter.anchor = corner
+        self._dirty = True
 
     def set_rank(self, devices, ranks) -> None:
         """Set labels' priorities by hand (without a twin): see label_rank."""
@@ -188,9 +201,13 @@ class LabelLayer:
             text += " (" + ", ".join(worse) + ")"
         self.counter_text = text
         self.counter.set_text(text)
-        # A point in front of the camera that projects onto the picture's bottom-right corner.
+        # A point in front of the camera that projects onto the chosen corner of the picture.
         width, height = size
-        corner = np.array([1 - 2 * COUNTER_MARGIN / width, -1 + 2 * COUNTER_MARGIN / height, 0.5, 1.0])
+        vertical, _, horizontal = self.counter_corner.partition("-")
+        dx, dy = 2 * self.counter_inset[0] / width, 2 * self.counter_inset[1] / height
+        x = -1 + dx if horizontal == "left" else 1 - dx
+        y = 1 - dy if vertical == "top" else -1 + dy
+        corner = np.array([x, y, 0.5, 1.0])
         world = np.linalg.inv(matrix) @ corner
         if world[3] != 0 and np.isfinite(world).all():
             self.counter.local.position = tuple(world[:3] / world[3])

@@ -18,6 +18,8 @@ from twinview.site import open_site
 from twinview.twin.samples import Availability, Sample
 from twinview.twin.vocabulary import DeviceFlag
 
+pytestmark = pytest.mark.gpu
+
 
 @pytest.fixture(scope="module")
 def site17(tmp_path_factory):

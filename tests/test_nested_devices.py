@@ -42,6 +42,7 @@ def test_manifest_order_does_not_matter(tmp_path):
     assert [p for p in check_site(tmp_path / "reversed") if p.severity == "error"] == []
 
 
+@pytest.mark.gpu
 def test_each_nested_device_shows_its_colour_label_and_is_picked(loaded):
     from twinview.scene.offscreen import OffscreenView
     from twinview.scene.view import SiteView

@@ -13,6 +13,8 @@ from gltfgen import triangle_doc, write_site
 
 from twinview.site import open_site
 
+pytestmark = pytest.mark.gpu
+
 
 def gray(image: np.ndarray) -> np.ndarray:
     """Model pixels (neutral grey) against the bluish background gradient."""

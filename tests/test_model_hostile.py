@@ -110,3 +110,18 @@ def test_nesting_too_deep_to_read_is_one_line(tmp_path, where):
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stdout.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "nested too deeply to read" in errors[0], result.stdout
+
+
+def test_a_sparse_accessor_that_claims_more_than_it_holds_is_refused(tmp_path):
+    doc = triangle_doc([{"name": "A", "mesh": 0}], [0])
+    doc["accessors"][0]["sparse"] = {"count": 1_000_000, "indices": {"bufferView": 0, "componentType": 5125},
+                                     "values": {"bufferView": 0}}  # fmt: skip
+    problems = check_site(write_site(tmp_path / "s", doc))
+    assert len(problems) == 1 and "accessor 0 replaces 1000000 elements sparsely but has only 3" in problems[0].message
+    doc["accessors"][0]["sparse"]["count"] = 3
+    doc["accessors"][0]["count"] = 3
+    doc["bufferViews"][0]["byteLength"] = 36
+    doc["accessors"][0]["sparse"]["count"] = 2
+    doc["accessors"][0]["sparse"]["indices"]["byteOffset"] = 30
+    problems = check_site(write_site(tmp_path / "t", doc))
+    assert len(problems) == 1 and "sparse indices claim 2 elements but bufferView 0 holds 36 bytes" in problems[0].message

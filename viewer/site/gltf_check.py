@@ -177,6 +177,9 @@ def check_accessors(doc: dict, sizes: list[int]) -> None:
         what = role.get(a, "elements")
         element = COMPONENT_BYTES[comp] * TYPE_COMPONENTS[kind]
         needed_tight = count * element
+        sparse = acc.get("sparse")
+        if sparse is not None:
+            _check_sparse(a, sparse, count, views)
         if "bufferView" not in acc:
             if needed_tight > MAX_ACCESSOR_BYTES:
                 raise GltfInvalid(f"accessor {a} claims {count} {what} with no buffer behind them ({needed_tight} bytes of zeros)")
@@ -191,6 +194,26 @@ def check_accessors(doc: dict, sizes: list[int]) -> None:
                 f"accessor {a} claims {count} {what} ({kind} {COMPONENT_NAMES[comp]}, {needed} bytes) "
                 f"but its bufferView {v} holds {view['byteLength']} bytes"
             )
+
+
+def _check_sparse(a: int, sparse, count: int, views: list) -> None:
+    """A sparse accessor's replaced elements: at most `count`, indices and values inside their views."""
+    if not isinstance(sparse, dict):
+        raise GltfInvalid(f"accessor {a} sparse is not an object")
+    n = _int(sparse.get("count"), f"accessor {a} sparse count", 1)
+    if n > count:
+        raise GltfInvalid(f"accessor {a} replaces {n} elements sparsely but has only {count}")
+    for part in ("indices", "values"):
+        entry = sparse.get(part)
+        if not isinstance(entry, dict):
+            raise GltfInvalid(f"accessor {a} sparse {part} is not an object")
+        v = _int(entry.get("bufferView"), f"accessor {a} sparse {part} bufferView", 0, len(views))
+        offset = _int(entry.get("byteOffset", 0), f"accessor {a} sparse {part} byteOffset")
+        if part == "indices" and entry.get("componentType") not in (5121, 5123, 5125):
+            raise GltfInvalid(f"accessor {a} sparse indices componentType is {entry.get('componentType')!r}, expected an unsigned type")
+        size = n * COMPONENT_BYTES[entry["componentType"]] if part == "indices" else n  # values: at least a byte each
+        if offset + size > views[v]["byteLength"]:
+            raise GltfInvalid(f"accessor {a} sparse {part} claim {n} elements but bufferView {v} holds {views[v]['byteLength']} bytes")
 
 
 def _accessor_roles(doc: dict) -> dict[int, str]:

@@ -41,7 +41,7 @@ node = "Pump2"
 """
 
 
-def nested_site(out: Path, manifest: str = NESTED_TOML) -> Path:
+def nested_site(out: Path, manifest: str = NESTED_TOML, line_mesh: bool = True) -> Path:
     """Line (a long base) > Pump1 (box) > Motor1 (box beside it), Line > Pump2 (box); and a floor.
 
     Seen from above: the base spans x -4..4, pumps at x=-2 and x=+2, the motor at x=-2, z=+1.2.
@@ -58,7 +58,10 @@ def nested_site(out: Path, manifest: str = NESTED_TOML) -> Path:
     floor = trimesh.creation.box((12, 0.1, 8))
     floor.visual.face_colors = [120, 120, 120, 255]
     scene.add_geometry(floor, node_name="Yard", geom_name="Yard", transform=T([0, -0.05, 0]))
-    box((8, 0.2, 1.0), "Line", None, [0, 0.1, 0])
+    if line_mesh:
+        box((8, 0.2, 1.0), "Line", None, [0, 0.1, 0])
+    else:  # a bare group: everything the line has is its pumps
+        scene.graph.update(frame_to="Line", frame_from=scene.graph.base_frame, matrix=T([0, 0.1, 0]))
     box((1.2, 1.0, 1.2), "Pump1", "Line", [-2, 0.6, 0])
     box((0.8, 0.6, 0.8), "Motor1", "Pump1", [0, -0.2, 1.2])
     box((1.2, 1.0, 1.2), "Pump2", "Line", [2, 0.6, 0])

@@ -69,3 +69,14 @@ def test_each_nested_device_shows_its_colour_label_and_is_picked(loaded):
     assert not np.array_equal(selected[int(y), int(x)], image[int(y), int(x)]), "selecting the motor highlights it"
     x, y = view.project(np.asarray([TOPS["P1"]]), (640, 480))[0]
     assert np.array_equal(selected[int(y), int(x)], image[int(y), int(x)]), "and not the pump around it"
+
+
+def test_an_outer_device_left_with_nothing_of_its_own_is_a_warning(tmp_path):
+    """A line that is a bare group of its pumps would be a ghost: no colour, no label, nothing to pick."""
+    root = nested_site(tmp_path / "ghost", line_mesh=False)
+    warnings = [str(p) for p in check_site(root) if p.severity == "warning"]
+    assert any(
+        "devices[0] (LINE).node: everything with geometry below node 'Line' belongs to the devices nested in it "
+        "(M1, P1, P2): this device has nothing of its own to colour, label or pick" in w for w in warnings
+    ), warnings
+    assert not [str(p) for p in check_site(nested_site(tmp_path / "solid")) if "nothing of its own" in p.message]

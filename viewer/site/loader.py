@@ -59,6 +59,7 @@ def check_binding(site: Site, model: SiteModel) -> list[Problem]:
     file = str(site.manifest_path)
     problems: list[Problem] = []
     bound: set[str] = set()
+    owners = node_owners(site, model)
     for i, device in enumerate(site.devices):
         where = f"devices[{i}] ({device.id}).node"
         if device.node not in model.nodes:
@@ -68,6 +69,14 @@ def check_binding(site: Site, model: SiteModel) -> list[Problem]:
         bound.update(nodes)
         if not any(model.nodes[n].geometry for n in nodes):
             problems.append(Problem(file, where, f"node {device.node!r} has no geometry to show", "warning"))
+        elif not any(model.nodes[n].geometry for n in nodes if owners.get(n) == i):
+            inner = sorted({site.devices[owners[n]].id for n in nodes if owners.get(n, i) != i})
+            problems.append(Problem(
+                file, where,
+                f"everything with geometry below node {device.node!r} belongs to the devices nested in it "
+                f"({', '.join(inner)}): this device has nothing of its own to colour, label or pick",
+                "warning",
+            ))  # fmt: skip
         for spec in device.commands:
             for error in _command_problems(device, spec):
                 problems.append(Problem(file, f"devices[{i}] ({device.id}).commands.{spec.name}", error))

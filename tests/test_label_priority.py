@@ -147,3 +147,20 @@ def test_the_desktop_shows_the_count_clear_of_its_panels(site17, tmp_path):
     # Right of the device tree, below the toolbar: dark text on the light sky, no panel over it.
     region = image[84:104, 306:520, :3].astype(int)
     assert int((region.sum(axis=2) < 200).sum()) > 30, "the count of hidden labels shows in the desktop"
+
+
+def test_the_first_frame_places_labels_with_its_own_projection(site17):
+    """The camera learned the picture's size only while rendering, after the labels were chosen:
+    a one-frame render (twinview render) showed the labels chosen for a square picture."""
+    from twinview.scene.offscreen import OffscreenView
+    from twinview.scene.view import SiteView
+
+    view = SiteView(site17)
+    off = OffscreenView(view, (800, 450))
+    view.fit()
+    for i in view.labels.labelled.tolist():
+        view.labels.set_text(i, "21 degC (offline)")
+    off.render()
+    first = (dict(view.labels.slot_of), view.labels.hidden)
+    view.labels.update_visible(view.camera, (800, 450), force=True)  # now with the rendered frame's projection
+    assert (dict(view.labels.slot_of), view.labels.hidden) == first

@@ -125,3 +125,15 @@ def test_a_sparse_accessor_that_claims_more_than_it_holds_is_refused(tmp_path):
     doc["accessors"][0]["sparse"]["indices"]["byteOffset"] = 30
     problems = check_site(write_site(tmp_path / "t", doc))
     assert len(problems) == 1 and "sparse indices claim 2 elements but bufferView 0 holds 36 bytes" in problems[0].message
+
+
+def test_a_node_chain_thousands_deep_is_refused_before_the_parser_crawls(tmp_path):
+    """trimesh takes minutes on a 20,000-deep chain (its path search per node is quadratic)."""
+    import time
+
+    n = 20_000
+    nodes = [{"name": f"N{i}", "mesh": 0, "children": [i + 1]} for i in range(n - 1)] + [{"name": "last", "mesh": 0}]
+    t0 = time.monotonic()
+    problems = check_site(write_site(tmp_path / "chain", triangle_doc(nodes, [0])))
+    assert time.monotonic() - t0 < 30
+    assert len(problems) == 1 and "node 257 ('N257') is nested 257 levels deep; at most 256 levels are read" in problems[0].message

@@ -19,7 +19,8 @@ from urllib.parse import unquote
 COMPONENT_BYTES = {5120: 1, 5121: 1, 5122: 2, 5123: 2, 5125: 4, 5126: 4}
 COMPONENT_NAMES = {5120: "byte", 5121: "unsigned byte", 5122: "short", 5123: "unsigned short", 5125: "unsigned int", 5126: "float"}
 TYPE_COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT2": 4, "MAT3": 9, "MAT4": 16}
-MAX_ACCESSOR_BYTES = 512 * 1024 * 1024  # an accessor without a buffer view is zeros that would still be allocated
+MAX_ACCESSOR_BYTES = 512 * 1024 * 1024
+MAX_NODE_DEPTH = 256  # modelling tools nest a few dozen levels; a chain thousands deep only makes parsers crawl  # an accessor without a buffer view is zeros that would still be allocated
 
 
 class GltfInvalid(ValueError):
@@ -99,14 +100,26 @@ def check_nodes(doc: dict) -> None:
                     f"{_node_label(nodes, i)}: glTF nodes have one parent"
                 )
             parent[c] = i
-    for start in range(n):  # walk up from each node; a walk longer than n nodes is a cycle
-        seen = {start}
+    depth: dict[int, int] = {}  # levels below a root, known once walked: each node is walked once
+    for start in range(n):
+        path = [start]
+        on_path = {start}
         at = start
-        while at in parent:
+        while at in parent and at not in depth:
             at = parent[at]
-            if at in seen:
-                raise GltfInvalid(f"{_node_label(nodes, start)} is its own ancestor: the node graph has a cycle")
-            seen.add(at)
+            if at in on_path:
+                raise GltfInvalid(f"{_node_label(nodes, at)} is its own ancestor: the node graph has a cycle")
+            path.append(at)
+            on_path.add(at)
+        d = depth.get(at, 0) if at in depth else -1
+        for node in reversed(path):
+            if node not in depth:
+                d += 1
+                depth[node] = d
+        if depth[start] > MAX_NODE_DEPTH:
+            raise GltfInvalid(
+                f"{_node_label(nodes, start)} is nested {depth[start]} levels deep; at most {MAX_NODE_DEPTH} levels are read"
+            )
     for s, scene in enumerate(_list(doc, "scenes")):
         roots = scene.get("nodes", []) if isinstance(scene, dict) else None
         if not isinstance(roots, list):

@@ -16,7 +16,7 @@ from twinview.scene.renderer import make_renderer
 from twinview.scene.view import SiteView
 
 from .command_panel import CommandPanel
-from .live_panels import LegendPanel, StatusPanel, draw_history
+from .live_panels import HistoryCharts, LegendPanel, StatusPanel
 from .panels import DIM, DeviceTree, Inspector
 from .timeline import Shown, Timeline
 
@@ -48,6 +48,7 @@ class DesktopApp:
         self.status = StatusPanel(live) if live is not None else None  # connections are always the live ones
         self.command_panel = CommandPanel(shown) if live is not None else None
         self.legend = LegendPanel(shown) if live is not None else None
+        self.charts = HistoryCharts()
         self.frame_times: list[float] = []
         self._down_at: tuple[float, float] | None = None
 
@@ -169,7 +170,7 @@ class DesktopApp:
 
     def _inspector_extra(self, index: int) -> None:
         self.command_panel.draw_device(index)
-        draw_history(self.live, index)
+        self.charts.draw(self.live, index)
 
     def _toolbar(self) -> None:
         w, _ = self.canvas.get_logical_size()

@@ -58,6 +58,8 @@ class DesktopApp:
         self.renderer.add_event_handler(self._on_key, "key_down")
         self.renderer.add_event_handler(lambda e: self.request_draw(), "wheel", "resize")
         self.timeline = Timeline(view, live, self.shown, self.request_draw) if live is not None else None
+        if view.labels is not None:  # "N labels hidden" where no panel covers it: right of the tree, below the banner
+            view.labels.place_counter("top-left", (306, 84))
         if live is not None:
             live.wake = self.request_draw
         canvas.request_draw(self._frame)

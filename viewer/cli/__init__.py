@@ -680,8 +680,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _runtime_dir_ok(path: str | None) -> bool:
+    """XDG's rules for a runtime dir: an existing directory of ours that nobody else can enter."""
+    if not path or not os.path.isabs(path):
+        return False
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    import stat
+
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def ensure_runtime_dir() -> None:
+    """Give graphics libraries a valid XDG_RUNTIME_DIR before wgpu loads.
+
+    Without one (containers, su, cron, CI), the Vulkan drivers print "error: XDG_RUNTIME_DIR is
+    invalid or not set" on every successful render: a user must never see a spurious error.
+    """
+    if not hasattr(os, "getuid") or _runtime_dir_ok(os.environ.get("XDG_RUNTIME_DIR")):
+        return
+    import tempfile
+
+    path = os.path.join(tempfile.gettempdir(), f"twinview-runtime-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return
+    if not _runtime_dir_ok(path):  # someone else's, or loosened: make a fresh private one
+        try:
+            path = tempfile.mkdtemp(prefix="twinview-runtime-")
+        except OSError:
+            return
+    os.environ["XDG_RUNTIME_DIR"] = path
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGFX_DEFAULT_PPAA", "default")
+    ensure_runtime_dir()
     parser = build_parser()
     args = parser.parse_args(argv)
     from twinview.cli.logs import configure

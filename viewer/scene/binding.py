@@ -26,6 +26,8 @@ class SceneBinding:
         view.bind_motions(looks.motion_start)
         if view.labels is not None:
             view.labels.text_of = looks.label
+            # Labels of devices that are offline, bad, in alarm or stale are the last to yield.
+            view.labels.flags_of = lambda devices: looks.flags[devices]
         runtime.events.subscribe(DevicesChanged, self._on_changed, owner=self)
         runtime.events.subscribe(StateReset, self._on_reset, owner=self)
         self.paint(np.arange(len(runtime.site.devices)))

@@ -15,6 +15,7 @@ events on one bus. Views, tools and tests subscribe; nothing else updates the tw
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -56,6 +57,15 @@ class Source(Protocol):
     def stop(self) -> None: ...
 
 
+class Evaluator(Protocol):
+    """Work the runtime does inside step(): `evaluate` gets the clock's now and the changed point rows,
+    returns the devices whose look must be re-evaluated; `next_due` says when time alone changes something."""
+
+    def evaluate(self, now: float, rows: np.ndarray) -> np.ndarray: ...
+
+    def next_due(self) -> float: ...
+
+
 @dataclass
 class StepStats:
     """Counters of the runtime's own work, shown by the status panel, `twinview state` and /metrics."""
@@ -88,6 +98,8 @@ class Runtime:
         self.commands: Any = None  # CommandService, once commands are enabled
         self.command_transport: Any = None
         self.principal: Any = None  # who acts from a local view (None: look only until signed in)
+        self.evaluators: list[Evaluator] = []  # called inside step() with the rows that changed (alarms)
+        self.alarms: Any = None  # AlarmEngine, once alarms are enabled
         self.wake: Callable[[], None] | None = None  # asked for a step when data arrives (e.g. request_draw)
         self._woken = False
         self._thread: int | None = None
@@ -117,6 +129,27 @@ class Runtime:
         self.principal = principal
         return self.commands
 
+    def add_evaluator(self, evaluator: Evaluator) -> None:
+        """Something evaluated inside every step() (after samples and timers, before looks): alarms."""
+        self.evaluators.append(evaluator)
+
+    def enable_alarms(self, store: Any = None, audit_path: Any = None) -> Any:
+        """Evaluate the manifest's alarm rules in every step (twinview.twin.alarms); returns the AlarmEngine.
+
+        store: an AlarmStore, a journal path, or None for no persistence. Acknowledging and
+        shelving are audited in the command service's log, else in `audit_path`'s.
+        """
+        from .alarms import AlarmEngine, open_store
+        from .audit import AuditLog
+
+        audit = getattr(self.commands, "audit", None)
+        if audit is None and audit_path is not None:
+            audit = audit_path if isinstance(audit_path, AuditLog) else AuditLog(audit_path)
+        self.alarms = AlarmEngine(self, open_store(store), audit)
+        self.add_evaluator(self.alarms)
+        self.looks.evaluate(np.arange(len(self.site.devices)))  # alarms restored from the store show at once
+        return self.alarms
+
     def submit(self, event: Event, connector: str = "") -> None:
         """Hand the runtime an event from any thread (tests, tools); connectors use their own inbox."""
         for name, inbox in self._inboxes:
@@ -137,6 +170,8 @@ class Runtime:
 
     def stop(self) -> None:
         """Stop the command service, its transport and every connector (each failure logged)."""
+        if self.alarms is not None:
+            _quietly(self.alarms.close, "alarm engine")
         if self.commands is not None:
             _quietly(self.commands.close, "command service")
         stop_transport = getattr(self.command_transport, "stop", None)
@@ -201,6 +236,14 @@ class Runtime:
         changed_devices = self._poll_commands(now, changed_points)
         points = np.unique(np.concatenate(changed_points)) if changed_points else _EMPTY
         devices = np.unique(np.concatenate([state.table.device[points].astype(np.int64), changed_devices]))
+        for evaluator in self.evaluators:
+            try:
+                more = evaluator.evaluate(now, points)
+            except Exception as exc:  # counted and shown, never the end of the twin
+                self._count_error(f"evaluator {type(evaluator).__name__}: {type(exc).__name__}: {exc}")
+                continue
+            if more.size:
+                devices = np.union1d(devices, more)
         motions = self.looks.evaluate(devices) if devices.size else _EMPTY
         if applied:
             rows, values, times = (np.concatenate(a) for a in zip(*applied))
@@ -269,8 +312,11 @@ class Runtime:
 
     @property
     def needs_steps(self) -> bool:
-        """True while something changes with time alone: a blinking alarm or a command in flight."""
-        return bool(self._pending_devices) or bool((self.looks.flags & _ALARM_BIT).any())
+        """True while something changes with time alone: a blinking alarm, a command in flight, an alarm timer."""
+        blink = _UNACK_BIT if self.alarms is not None else _ALARM_BIT
+        if self._pending_devices or (self.looks.flags & blink).any():
+            return True
+        return any(e.next_due() < math.inf for e in self.evaluators)
 
     def device_index(self, device_id: str) -> int | None:
         return self.state.table.device_index.get(device_id)
@@ -311,6 +357,7 @@ class Runtime:
 
 
 _ALARM_BIT = np.uint32(DeviceFlag.ALARM)
+_UNACK_BIT = np.uint32(DeviceFlag.ALARM_UNACK)
 
 
 def _good_samples(state: TwinState, events: list) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

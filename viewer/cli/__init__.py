@@ -50,9 +50,15 @@ def _live(loaded, args):
 
 
 def cmd_check(args) -> int:
-    from twinview.site import check_site
+    from twinview.site import check_site, load_manifest
+    from twinview.twin.alarms import lint
 
     problems = check_site(args.site)
+    if not any(p.severity == "error" and "site.toml" in p.file for p in problems):
+        try:
+            problems += lint(load_manifest(args.site)[0])
+        except SiteError:
+            pass
     errors = [p for p in problems if p.severity == "error"]
     for p in problems:
         print(p)
@@ -256,6 +262,12 @@ def cmd_audit(args) -> int:
     return EXIT_OK
 
 
+def cmd_alarms(args) -> int:
+    from twinview.cli.alarms import run_alarms_cli
+
+    return run_alarms_cli(args)
+
+
 def cmd_users(args) -> int:
     import getpass
 
@@ -329,6 +341,8 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", help="client key file for mqtts://")
     p.add_argument("--mqtt-v311", action="store_true", help="use MQTT 3.1.1 instead of MQTT 5")
     p.add_argument("--audit", metavar="JSONL", help="command audit log (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--alarm-store", metavar="JSONL",
+                   help="alarm state and history journal (default: per site under ~/.local/state/twinview)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -423,6 +437,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("alarms", help="list, acknowledge, shelve and report alarms",
+                       usage="twinview alarms [list|ack|shelve|unshelve|report] SITE [ALARM_ID] [options]")
+    p.add_argument("words", nargs="+", metavar="[ACTION] SITE [ALARM_ID]",
+                   help="list (default), ack, shelve, unshelve or report; the site folder; the alarm id (DEVICE/NAME)")
+    p.add_argument("--store", metavar="JSONL", help="alarm journal (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--active", action="store_true", help="only alarms whose condition is active")
+    p.add_argument("--all", action="store_true", help="every configured alarm, normal ones too")
+    p.add_argument("--json", action="store_true", help="one JSON object per alarm (report: one object)")
+    p.add_argument("--user", help="user name (password from $TWINVIEW_PASSWORD)")
+    p.add_argument("--token", help="API token (default $TWINVIEW_TOKEN)")
+    p.add_argument("--users", metavar="TOML", help="users file (default $TWINVIEW_USERS or ~/.config/twinview/users.toml)")
+    p.add_argument("--audit", metavar="JSONL", help="audit log (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--for", dest="duration", metavar="DURATION", help="shelve: for how long, e.g. 30m, 2h")
+    p.add_argument("--reason", help="shelve: why (required)")
+    p.add_argument("--comment", help="ack: a comment for the audit log")
+    p.add_argument("--since", help="report: the period, e.g. 24h, 7d, 2026-11-01 (default 7d)")
+    p.epilog = "exit codes: 0 done, 2 bad usage, 3 site problem, 10 refused, 14 authentication failed"
+    p.set_defaults(func=cmd_alarms)
 
     p = sub.add_parser("users", help="manage the local users file (roles, passwords, API tokens)")
     p.add_argument("action", choices=("list", "add", "passwd", "role", "remove", "token"))

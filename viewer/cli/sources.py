@@ -87,4 +87,15 @@ def runtime_from_args(loaded: LoadedSite, args: Any) -> Runtime:
     transport, principal = command_transport_from_args(loaded, runtime.connectors, args)
     if transport is not None:
         runtime.enable_commands(transport, principal, getattr(args, "audit", None))
+    enable_alarms_from_args(runtime, args)
     return runtime
+
+
+def enable_alarms_from_args(runtime: Runtime, args: Any) -> Any:
+    """The runtime evaluates the site's alarms wherever it runs; state and history in the site's alarm journal."""
+    from twinview.twin.alarms import default_store_path
+    from twinview.twin.audit import default_audit_path
+
+    store = getattr(args, "alarm_store", None) or default_store_path(runtime.site.name)
+    audit = getattr(args, "audit", None) or default_audit_path(runtime.site.name)
+    return runtime.enable_alarms(store, audit)

@@ -54,6 +54,17 @@ _PERSISTED = ("active", "acked", "shelved_until", "shelve_reason", "shelved_by",
               "changed_at", "first_out")  # fmt: skip
 
 
+# What each operator action changes: its journal record carries only these, so that the command
+# line's action, appended while a viewer runs, never overwrites what that viewer evaluated.
+ACTION_FIELDS = {
+    "acked": ("acked", "acked_at", "acked_by"),
+    "shelved": ("shelved_until", "shelve_reason", "shelved_by"),
+    "unshelved": ("shelved_until", "acked"),
+    "out_of_service": ("oos", "oos_reason"),
+    "in_service": ("oos", "oos_reason", "acked"),
+}
+
+
 class AlarmError(Exception):
     """An alarm action that is not possible (unknown alarm, bad duration); the message is safe to show."""
 
@@ -510,8 +521,12 @@ class AlarmEngine:
         self.changed_at[k] = now
         self._changed.add(k)
         rule = self.rules[k]
+        st = self._persisted(k)
+        fields = ACTION_FIELDS.get(ev) if user else None
+        if fields is not None:  # an operator's action changes only its own fields (another process may know better)
+            st = {f: st[f] for f in fields + ("changed_at",)}
         rec = {"ts": float(now if at is None else at), "id": rule.id, "ev": ev, "dev": rule.device, "point": rule.point,
-               "area": rule.area, "sev": rule.severity, "st": self._persisted(k)}  # fmt: skip
+               "area": rule.area, "sev": rule.severity, "st": st}  # fmt: skip
         if user:
             rec["user"] = user
         if reason:
@@ -716,11 +731,16 @@ class AlarmEngine:
             out[self.state_of(k, now).value] += 1
         return out
 
-    def close(self) -> None:
-        """Write what is pending and a snapshot; release the store."""
+    def flush(self) -> None:
+        """Write the records waiting for the next step (a command line that acts without stepping)."""
         if self._records:
             records, self._records = self._records, []
             self.store.append(records)
+            self.log.extend(records)
+
+    def close(self) -> None:
+        """Write what is pending and a snapshot; release the store."""
+        self.flush()
         self.store.tail()
         self.store.snapshot(self.snapshot())
         self.store.close()

@@ -369,10 +369,11 @@ class AlarmEngine:
             if not (repeat and self.acked[k]):  # a chattering alarm already acknowledged is shown once, not again
                 self.acked[k] = False
             self.text.setdefault(k, {})["message"] = self.message(k)
-            if not repeat:
+            hidden = self._hidden(k, now)
+            if not (repeat or hidden):  # floods count what operators are shown
                 events = self._area_events.setdefault(rule.area, deque())
                 events.append((at, k))
-            self._event(k, "activated", now, at=at)
+            self._event(k, "activated", now, at=at, hidden=hidden, repeat=repeat)
         else:
             self.cleared_at[k] = at
             if self._hidden(k, now):
@@ -517,7 +518,8 @@ class AlarmEngine:
 
     # --- records, state ---------------------------------------------------------------------
 
-    def _event(self, k: int, ev: str, now: float, at: float | None = None, user: str = "", reason: str = "") -> None:
+    def _event(self, k: int, ev: str, now: float, at: float | None = None, user: str = "", reason: str = "",
+               hidden: bool = False, repeat: bool = False) -> None:
         self.changed_at[k] = now
         self._changed.add(k)
         rule = self.rules[k]
@@ -531,6 +533,10 @@ class AlarmEngine:
             rec["user"] = user
         if reason:
             rec["reason"] = reason
+        if hidden:
+            rec["hidden"] = True  # activated while shelved, suppressed or out of service: not annunciated
+        if repeat:
+            rec["repeat"] = True  # a chattering alarm again
         self._records.append(rec)
 
     def _persisted(self, k: int) -> dict[str, Any]:

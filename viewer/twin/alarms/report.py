@@ -41,7 +41,7 @@ def performance(records: Iterable[dict[str, Any]], since: float, until: float, s
             chattering.add(aid)
         if ev == "activated":
             opened[aid] = ts
-            if ts < since:
+            if ts < since or rec.get("hidden"):  # shelved, suppressed or out of service: not annunciated
                 continue
             per_area[rec.get("area") or ""][int((ts - since) // PERIOD)] += 1
             per_alarm[aid] += 1

@@ -175,7 +175,7 @@ def compile_rules(site: Site) -> RuleSet:
                 continue
             seen_here[rule.name] = origin
             by_name[rule.name] = rule
-        device_rules = list(by_name.values())
+        device_rules = _drop_shadowed(list(by_name.values()))
         _lint_bands(device, device_rules, f"devices[{i}] ({device.id}).alarms", report)
         rules.extend(device_rules)
     return RuleSet(rules, settings, report.problems)
@@ -272,6 +272,13 @@ def _rule(device: Device, raw: dict, where: str, report: s.Report) -> AlarmRule 
         qualities=qualities, commands=commands, suppress_when=r["suppress_when"] or "",
         chatter_per_minute=r["chatter_per_minute"], area=device.area,
     )  # fmt: skip
+
+
+def _drop_shadowed(rules: list[AlarmRule]) -> list[AlarmRule]:
+    """Leave out a legacy rule where an explicit rule of the same family watches the same point."""
+    family = {"high": "high", "high_high": "high", "low": "low", "low_low": "low", "state": "state"}
+    explicit = {(r.point, family.get(r.kind)) for r in rules if not r.legacy}
+    return [r for r in rules if not (r.legacy and (r.point, family.get(r.kind)) in explicit)]
 
 
 def _lint_bands(device: Device, rules: list[AlarmRule], where: str, report: s.Report) -> None:

@@ -15,6 +15,7 @@ from imgui_bundle import imgui
 from twinview.scene.renderer import make_renderer
 from twinview.scene.view import SiteView
 
+from .alarm_panel import AlarmPanel, draw_device_alarms
 from .command_panel import CommandPanel
 from .live_panels import LegendPanel, StatusPanel, draw_history
 from .panels import DIM, DeviceTree, Inspector
@@ -44,6 +45,7 @@ class DesktopApp:
         self.status = StatusPanel(live) if live is not None else None
         self.command_panel = CommandPanel(live) if live is not None else None
         self.legend = LegendPanel(live) if live is not None else None
+        self.alarm_panel = AlarmPanel(live, self.select_and_focus, self._sign_in) if live is not None else None
         self.frame_times: list[float] = []
         self._down_at: tuple[float, float] | None = None
 
@@ -150,12 +152,19 @@ class DesktopApp:
             self.legend.draw(self.view.selected, w - 626, top)
         if self.command_panel is not None:
             self.command_panel.draw_windows(w - 896, h - 158)
+        if self.alarm_panel is not None:
+            self.alarm_panel.draw(306, h - 430, min(1000.0, w - 700.0), 270)
         if self.view.hovered is not None and not imgui.get_io().want_capture_mouse:
             device = self.view.site.devices[self.view.hovered]
             state = self.live.device_summary(self.view.hovered) if self.live is not None else ""
             imgui.set_tooltip(f"{device.name}\n{device.id}" + (f"\n{state}" if state else ""))
 
+    def _sign_in(self) -> None:
+        if self.command_panel is not None:
+            self.command_panel._login_open = True
+
     def _inspector_extra(self, index: int) -> None:
+        draw_device_alarms(self.live, index)
         self.command_panel.draw_device(index)
         draw_history(self.live, index)
 

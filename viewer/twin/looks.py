@@ -31,6 +31,7 @@ _POINT_FLAGS[BAD] = DeviceFlag.BAD
 _ALARM = np.uint32(DeviceFlag.ALARM)
 _OFFLINE = np.uint32(DeviceFlag.OFFLINE)
 _PENDING = np.uint32(DeviceFlag.PENDING)
+_LEGACY_ALARM = np.uint32(DeviceFlag.ALARM | DeviceFlag.ALARM_UNACK | DeviceFlag.ALARM_SEV_LO | DeviceFlag.ALARM_SEV_HI)
 _ALARM_BITS = np.uint32(DeviceFlag.ALARM | DeviceFlag.ALARM_UNACK | DeviceFlag.ALARM_SEV_LO | DeviceFlag.ALARM_SEV_HI)
 
 
@@ -162,8 +163,8 @@ class Looks:
         if with_points.size:
             rows, offsets = table.rows_of(with_points)
             bits = _POINT_FLAGS[state.quality[rows]]
-            if self.alarm_bits is None:
-                bits = bits | np.where(state.alarm[rows], _ALARM, np.uint32(0))
+            if self.alarm_bits is None:  # the simple rule looks like an unacknowledged critical alarm
+                bits = bits | np.where(state.alarm[rows], _LEGACY_ALARM, np.uint32(0))
             flags[has_points] = np.bitwise_or.reduceat(bits, offsets)
         if self.alarm_bits is not None:
             flags |= self.alarm_bits[devices]

@@ -77,6 +77,19 @@ class CommandRequest:
     origin: str
 
 
+@dataclass(frozen=True)
+class AlarmRequest:
+    """An alarm action (ack, shelve, unshelve) a page asked for, queued for the update loop."""
+
+    client: int
+    principal: Any  # None for a read-only connection (refused and audited by the alarm engine)
+    action: str
+    alarm: str
+    seconds: float
+    reason: str
+    ref: str | int | None
+
+
 @dataclass
 class _Client:
     id: int
@@ -145,6 +158,8 @@ class WebBridge:
         self.compression = compression
         self.stats = BridgeStats()
         self.commands: Inbox[CommandRequest] = Inbox(maxlen=1024)
+        self.alarm_actions: Inbox[AlarmRequest] = Inbox(maxlen=1024)
+        self._alarms_snapshot: str | None = None  # the latest "alarms" snapshot, sent to each page that connects
 
         self._lock = threading.Lock()
         self._fragments: list[str | None] = [None] * len(self.device_ids)
@@ -270,6 +285,21 @@ class WebBridge:
             self._recent_commands.append(text)
         self._call_soon(self._queue_all, text)
 
+    def publish_alarms(self, snapshot: Mapping[str, Any], changes: Mapping[str, Any] | None = None) -> None:
+        """Keep the alarm list's snapshot for pages that connect later; send `changes` to every page now.
+
+        Both are {"type": "alarms", "kind": "snapshot" | "changes", "alarms": [...], "floods": [...],
+        "areas": {area: active count}}; a page replaces its list with a snapshot and merges changes.
+        """
+        text = dumps(snapshot)
+        with self._lock:
+            self._alarms_snapshot = text
+        self._call_soon(self._queue_all, dumps(changes) if changes is not None else text)
+
+    def take_alarm_actions(self) -> list[AlarmRequest]:
+        """Alarm actions pages asked for since the last call (update loop thread)."""
+        return self.alarm_actions.drain()
+
     def send_to(self, client: int, message: Mapping[str, Any]) -> None:
         """Send one control message to one page (thread-safe; dropped if it has gone)."""
         self._call_soon(self._queue_one, client, dumps(message))
@@ -373,6 +403,10 @@ class WebBridge:
             await self._send(client, message)
         else:  # nothing published yet: an empty snapshot still tells the page it is in sync
             await self._send(client, devices_message("snapshot", self._seq, ()))
+        with self._lock:
+            alarms = self._alarms_snapshot
+        if alarms is not None:
+            await self._send(client, alarms)
         client.last_send = time.monotonic()
         client.send_tokens = 1.0
         stop = self._stop_event
@@ -462,6 +496,9 @@ class WebBridge:
             client.poke.set()
         elif msg.type == "auth":
             self._auth(client, msg.token, first, msg.ref)
+        elif msg.type == "alarm_action":
+            self.alarm_actions.put(AlarmRequest(client.id, client.principal, msg.action, msg.alarm, msg.seconds,
+                                                msg.reason, msg.ref))  # fmt: skip
         else:
             self._command(client, msg)
 

@@ -18,7 +18,9 @@ MAX_NAME_CHARS = 200
 MAX_ARGS = 32
 MAX_ARG_TEXT = 1000
 MAX_REF_CHARS = 64
-CLIENT_TYPES = ("auth", "command", "ping")
+CLIENT_TYPES = ("auth", "command", "ping", "alarm_action")
+ALARM_ACTIONS = ("ack", "shelve", "unshelve")
+MAX_REASON_CHARS = 500
 
 
 def _clean(value: Any) -> Any:
@@ -79,6 +81,10 @@ class ClientMessage:
     args: dict | None = None
     confirmed: bool = False
     ref: str | int | None = None
+    alarm: str = ""  # alarm_action: the alarm id (DEVICE/NAME)
+    action: str = ""  # alarm_action: ack | shelve | unshelve
+    seconds: float = 0.0  # alarm_action shelve: for how long
+    reason: str = ""  # alarm_action shelve: why
 
 
 def _refuse_constant(name: str) -> Any:
@@ -133,6 +139,8 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
         return ClientMessage("ping", ref=ref)
     if kind == "auth":
         return ClientMessage("auth", token=_text(msg, "token", MAX_TOKEN_CHARS), ref=ref)
+    if kind == "alarm_action":
+        return _alarm_action(msg, ref)
     args = msg.get("args", {})
     if args is None:
         args = {}
@@ -156,3 +164,20 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
         confirmed=confirmed,
         ref=ref,
     )
+
+
+def _alarm_action(msg: dict, ref: str | int | None) -> ClientMessage:
+    """{"type": "alarm_action", "action": "ack" | "shelve" | "unshelve", "alarm": "DEVICE/NAME",
+    "seconds": 3600, "reason": "..."}: who acts is the connection's signed-in principal."""
+    action = msg.get("action")
+    if action not in ALARM_ACTIONS:
+        raise BadMessage("bad_field", f"'action' must be one of {', '.join(ALARM_ACTIONS)}")
+    alarm = _text(msg, "alarm", 2 * MAX_NAME_CHARS + 1)
+    seconds = 0.0
+    reason = ""
+    if action == "shelve":
+        seconds = msg.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+            raise BadMessage("bad_field", "'seconds' must be a number greater than 0")
+        reason = _text(msg, "reason", MAX_REASON_CHARS)
+    return ClientMessage("alarm_action", ref=ref, alarm=alarm, action=action, seconds=float(seconds), reason=reason)

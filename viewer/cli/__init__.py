@@ -343,6 +343,8 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audit", metavar="JSONL", help="command audit log (default: per site under ~/.local/state/twinview)")
     p.add_argument("--alarm-store", metavar="JSONL",
                    help="alarm state and history journal (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--alarm-webhook", action="append", metavar="SEVERITY=URL",
+                   help="POST changes of alarms of this severity to URL (repeat for more severities)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -490,6 +492,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGFX_DEFAULT_PPAA", "default")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "alarm_webhook", None):
+        from twinview.connectors.webhook.alarms import parse_webhooks
+
+        try:
+            parse_webhooks(args.alarm_webhook)
+        except ValueError as exc:
+            print(f"error: --alarm-webhook: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         return args.func(args)
     except SiteError as exc:

@@ -98,4 +98,20 @@ def enable_alarms_from_args(runtime: Runtime, args: Any) -> Any:
 
     store = getattr(args, "alarm_store", None) or default_store_path(runtime.site.name)
     audit = getattr(args, "audit", None) or default_audit_path(runtime.site.name)
-    return runtime.enable_alarms(store, audit)
+    engine = runtime.enable_alarms(store, audit)
+    mqtt_url = getattr(args, "mqtt", None)
+    if mqtt_url:  # active alarms as retained JSON under {prefix}/_alarms/... for other systems
+        from twinview.connectors.mqtt.alarms import MqttAlarmPublisher
+
+        publisher = MqttAlarmPublisher(runtime, mqtt_url, runtime.site.topic_prefix, ca_file=getattr(args, "ca", None),
+                                       cert_file=getattr(args, "cert", None), key_file=getattr(args, "key", None))  # fmt: skip
+        runtime.on_stop(publisher.stop)
+        publisher.start()
+    hooks = getattr(args, "alarm_webhook", None)
+    if hooks:
+        from twinview.connectors.webhook.alarms import AlarmWebhook, parse_webhooks
+
+        webhook = AlarmWebhook(runtime, parse_webhooks(hooks))
+        runtime.on_stop(webhook.stop)
+        webhook.start()
+    return engine

@@ -100,6 +100,7 @@ class Runtime:
         self.principal: Any = None  # who acts from a local view (None: look only until signed in)
         self.evaluators: list[Evaluator] = []  # called inside step() with the rows that changed (alarms)
         self.alarms: Any = None  # AlarmEngine, once alarms are enabled
+        self._on_stop: list[Callable[[], None]] = []  # subscribers with a connection of their own (alarm publishers)
         self.wake: Callable[[], None] | None = None  # asked for a step when data arrives (e.g. request_draw)
         self._woken = False
         self._thread: int | None = None
@@ -128,6 +129,10 @@ class Runtime:
         self.commands.subscribe(self._on_command)
         self.principal = principal
         return self.commands
+
+    def on_stop(self, fn: Callable[[], None]) -> None:
+        """Call fn when the runtime stops (before the alarm engine and the connectors)."""
+        self._on_stop.append(fn)
 
     def add_evaluator(self, evaluator: Evaluator) -> None:
         """Something evaluated inside every step() (after samples and timers, before looks): alarms."""
@@ -170,6 +175,9 @@ class Runtime:
 
     def stop(self) -> None:
         """Stop the command service, its transport and every connector (each failure logged)."""
+        for fn in self._on_stop:
+            _quietly(fn, getattr(fn, "__qualname__", "a subscriber"))
+        self._on_stop.clear()
         if self.alarms is not None:
             _quietly(self.alarms.close, "alarm engine")
         if self.commands is not None:

@@ -604,24 +604,34 @@ class AlarmEngine:
         return out
 
     def _bits(self, devices: Iterable[int]) -> np.ndarray:
-        """Recompute the alarm flag bits of these devices; returns those whose bits changed."""
+        """Recompute the alarm flag bits of these devices (vectorised); returns those whose bits changed."""
+        devs = np.unique(np.fromiter(devices, np.int64))
+        if not devs.size:
+            return _EMPTY
         now = self.runtime.clock.now()
-        changed = []
-        for d in devices:
-            a, b = int(self.dev_start[d]), int(self.dev_start[d + 1])
-            bits = 0
-            if b > a:
-                visible = ~(self.oos[a:b] | self.suppressed[a:b] | (self.shelved_until[a:b] > now))
-                shown = self.active[a:b] & visible
-                unack = ~self.acked[a:b] & visible
-                if shown.any() or unack.any():
-                    sev = int(self.priority[a:b][shown].max()) if shown.any() else int(self.priority[a:b][unack].max())
-                    bits = (int(_ALARM) if shown.any() else 0) | (int(_UNACK) if unack.any() else 0)
-                    bits |= sev << ALARM_SEVERITY_SHIFT
-            if self.alarm_bits[d] != bits:
-                self.alarm_bits[d] = bits
-                changed.append(d)
-        return np.asarray(sorted(changed), np.int64)
+        start = self.dev_start[devs]
+        counts = self.dev_start[devs + 1] - start
+        bits = np.zeros(devs.size, np.uint32)
+        has = counts > 0
+        if has.any():
+            s, c = start[has], counts[has]
+            offsets = np.zeros(s.size, np.int64)
+            np.cumsum(c[:-1], out=offsets[1:])
+            ks = np.arange(int(c.sum())) - np.repeat(offsets - s, c)
+            visible = ~(self.oos[ks] | self.suppressed[ks] | (self.shelved_until[ks] > now))
+            shown = self.active[ks] & visible
+            unack = ~self.acked[ks] & visible
+            prio = self.priority[ks]
+            any_shown = np.logical_or.reduceat(shown, offsets)
+            any_unack = np.logical_or.reduceat(unack, offsets)
+            sev = np.where(any_shown, np.maximum.reduceat(np.where(shown, prio, -1), offsets),
+                           np.maximum.reduceat(np.where(unack, prio, -1), offsets))  # fmt: skip
+            b = np.where(any_shown, _ALARM, np.uint32(0)) | np.where(any_unack, _UNACK, np.uint32(0))
+            b |= np.where(any_shown | any_unack, np.maximum(sev, 0).astype(np.uint32) << np.uint32(ALARM_SEVERITY_SHIFT), np.uint32(0))
+            bits[has] = b
+        changed = self.alarm_bits[devs] != bits
+        self.alarm_bits[devs] = bits
+        return devs[changed]
 
     # --- reading --------------------------------------------------------------------------------
 

@@ -588,6 +588,8 @@ class AlarmEngine:
             st = rec.get("st")
             if k is None or not isinstance(st, dict):
                 continue
+            if not (rec.get("user") and rec.get("ev") in ACTION_FIELDS):
+                continue  # another runtime's own evaluation of the same site: it is not ours to copy
             self.counters["external"] += 1
             self._apply_state(k, st)
             if st.get("shelved_until"):
@@ -700,13 +702,12 @@ class AlarmEngine:
     def alarms(self, include_normal: bool = False, active_only: bool = False) -> list[dict[str, Any]]:
         """Alarms as the alarm list shows them: not normal ones (or all), worst first, newest first."""
         now = self.runtime.clock.now()
-        out = []
-        for k in range(len(self.rules)):
-            if active_only and not self.active[k]:
-                continue
-            if not include_normal and self.state_of(k, now) is AlarmState.NORMAL:
-                continue
-            out.append(self.describe(k, now))
+        keep = np.ones(len(self.rules), bool)
+        if active_only:
+            keep &= self.active
+        if not include_normal:
+            keep &= self.oos | (self.shelved_until > now) | self.suppressed | self.active | ~self.acked
+        out = [self.describe(k, now) for k in np.flatnonzero(keep).tolist()]
         out.sort(key=lambda a: (-a["priority"], -(a["activated_at"] or 0.0)))
         return out
 

@@ -359,6 +359,10 @@ def test_state_and_history_survive_a_restart(site, tmp_path):
     assert engine2.describe(engine2.index["P-2/temp.high"])["acked_by"] == "olga"
     assert rt2.looks.flags[rt2.device_index("P-1")] & DeviceFlag.ALARM_UNACK  # the scene shows it before any value
     assert [r["ev"] for r in engine2.history("P-1/temp.high")] == ["activated"]
+    by_loop = {s: 0 for s in engine2.counts()}
+    for k in range(len(engine2.rules)):
+        by_loop[engine2.state_of(k).value] += 1
+    assert engine2.counts() == by_loop and by_loop["shelved"] == 1 and by_loop["unacknowledged"] == 1
     # the alarm keeps its hysteresis across the restart: a value inside the deadband does not clear it
     feed(rt2, rt2.clock, "P-1", "temp", 78.0)
     assert state(engine2, "P-1/temp.high") == "unacknowledged"

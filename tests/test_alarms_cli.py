@@ -82,12 +82,23 @@ def test_list_ack_and_shelve_with_roles(setup, capsys, monkeypatch):
     rows = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
     assert rows["P-1/temp.high"]["state"] == "acknowledged" and rows["P-1/temp.high"]["acked_by"] == "olga"
     assert rows["P-2/state.state"]["state"] == "shelved" and rows["P-2/state.state"]["shelve_reason"] == "fitter on site"
+    auth.add_user("ada", "admin", "ada-pw", users)
+    assert cli("out-of-service", str(site_dir), "P-1/temp.quality", "--reason", "sensor removed", "--user", "olga",
+               *common, password="olga-pw", monkeypatch=monkeypatch) == 10  # needs admin
+    assert cli("out-of-service", str(site_dir), "P-1/temp.quality", "--reason", "sensor removed", "--user", "ada",
+               *common, password="ada-pw", monkeypatch=monkeypatch) == 0
+    capsys.readouterr()
+    assert cli(str(site_dir), "--store", str(store), "--json") == 0
+    rows = {r["id"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert rows["P-1/temp.quality"]["state"] == "out_of_service"
     lines = [json.loads(x) for x in audit.read_text().splitlines()]
     assert [(r["user"], r["command"], r["state"]) for r in lines] == [
         ("vic", "alarm.acknowledge", "refused"),
         ("olga", "alarm.acknowledge", "refused"),  # wrong password
         ("olga", "alarm.acknowledge", "acknowledged"),
         ("olga", "alarm.shelve", "shelved"),
+        ("olga", "alarm.remove_from_service", "refused"),
+        ("ada", "alarm.remove_from_service", "out_of_service"),
     ]
 
 

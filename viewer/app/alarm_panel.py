@@ -134,6 +134,11 @@ class AlarmPanel:
         self._say(ok, f"{alarm_id} unshelved" if ok else f"{alarm_id}: {why}")
         return ok
 
+    def set_out_of_service(self, alarm_id: str, on: bool, reason: str = "maintenance (desktop)") -> bool:
+        ok, why = self.engine.set_out_of_service(alarm_id, self.live.principal, on, reason)
+        self._say(ok, f"{alarm_id} {'out of service' if on else 'back in service'}" if ok else f"{alarm_id}: {why}")
+        return ok
+
     def go_to(self, alarm: dict[str, Any]) -> None:
         index = self.live.device_index(alarm["device"])
         if index is not None:
@@ -270,6 +275,14 @@ class AlarmPanel:
             elif imgui.small_button("Shelve…"):
                 self._shelving, self._reason = a["id"], ""
                 imgui.open_popup("shelve")
+            principal = self.live.principal
+            if principal is not None and principal.can("admin"):
+                imgui.same_line()
+                if a["state"] == "out_of_service":
+                    if imgui.small_button("In service"):
+                        self.set_out_of_service(a["id"], False)
+                elif imgui.small_button("Out of service"):
+                    self.set_out_of_service(a["id"], True)
             imgui.pop_id()
         imgui.end_table()
 

@@ -441,9 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("alarms", help="list, acknowledge, shelve and report alarms",
-                       usage="twinview alarms [list|ack|shelve|unshelve|report] SITE [ALARM_ID] [options]")
+                       usage="twinview alarms [list|ack|shelve|unshelve|out-of-service|in-service|report] SITE [ALARM_ID] [options]")
     p.add_argument("words", nargs="+", metavar="[ACTION] SITE [ALARM_ID]",
-                   help="list (default), ack, shelve, unshelve or report; the site folder; the alarm id (DEVICE/NAME)")
+                   help="list (default), ack, shelve, unshelve, out-of-service, in-service or report; the site folder; "
+                        "the alarm id (DEVICE/NAME)")
     p.add_argument("--store", metavar="JSONL", help="alarm journal (default: per site under ~/.local/state/twinview)")
     p.add_argument("--active", action="store_true", help="only alarms whose condition is active")
     p.add_argument("--all", action="store_true", help="every configured alarm, normal ones too")
@@ -453,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--users", metavar="TOML", help="users file (default $TWINVIEW_USERS or ~/.config/twinview/users.toml)")
     p.add_argument("--audit", metavar="JSONL", help="audit log (default: per site under ~/.local/state/twinview)")
     p.add_argument("--for", dest="duration", metavar="DURATION", help="shelve: for how long, e.g. 30m, 2h")
-    p.add_argument("--reason", help="shelve: why (required)")
+    p.add_argument("--reason", help="shelve: why (required); out-of-service: why")
     p.add_argument("--comment", help="ack: a comment for the audit log")
     p.add_argument("--since", help="report: the period, e.g. 24h, 7d, 2026-11-01 (default 7d)")
     p.epilog = "exit codes: 0 done, 2 bad usage, 3 site problem, 10 refused, 14 authentication failed"

@@ -4,6 +4,7 @@
     twinview alarms ack SITE ALARM_ID --user NAME
     twinview alarms shelve SITE ALARM_ID --for 2h --reason TEXT --user NAME
     twinview alarms unshelve SITE ALARM_ID --user NAME
+    twinview alarms out-of-service SITE ALARM_ID --reason TEXT --user NAME   (admin; in-service to undo)
     twinview alarms report SITE [--since 7d] [--json]
 
 The command line reads the journal a running viewer or server writes (and the
@@ -27,7 +28,7 @@ EXIT_USAGE = 2
 EXIT_SITE = 3
 EXIT_REFUSED = 10
 EXIT_AUTH = 14
-ACTIONS = ("list", "ack", "shelve", "unshelve", "report")
+ACTIONS = ("list", "ack", "shelve", "unshelve", "out-of-service", "in-service", "report")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
 _UNIT = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
@@ -50,7 +51,7 @@ def run_alarms_cli(args: Any) -> int:
         print(f"error: name the site folder: twinview alarms {'' if action == 'list' else action + ' '}SITE", file=sys.stderr)
         return EXIT_USAGE
     site_dir, rest = words[0], words[1:]
-    need_id = action in ("ack", "shelve", "unshelve")
+    need_id = action in ("ack", "shelve", "unshelve", "out-of-service", "in-service")
     if need_id and len(rest) != 1 or not need_id and rest:
         print(f"error: expected twinview alarms {action} SITE{' ALARM_ID' if need_id else ''}", file=sys.stderr)
         return EXIT_USAGE
@@ -157,8 +158,10 @@ def _act(engine: Any, site: Any, action: str, alarm_id: str, args: Any) -> int:
             ok, why = engine.acknowledge(alarm_id, principal, args.comment or "")
         elif action == "shelve":
             ok, why = engine.shelve(alarm_id, principal, seconds, args.reason)
-        else:
+        elif action == "unshelve":
             ok, why = engine.unshelve(alarm_id, principal)
+        else:
+            ok, why = engine.set_out_of_service(alarm_id, principal, action == "out-of-service", args.reason or "")
     except AlarmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

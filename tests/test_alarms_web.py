@@ -74,6 +74,12 @@ def test_an_operator_acknowledges_from_the_web_page_and_a_viewer_is_refused(rig)
         browser.wait("() => twinview.alarms.list.has('B-2-2/temp.high')")
         assert browser.eval("() => document.getElementById('alarms-open').dataset.count") == "2"
         browser.call("click", selector="#alarms-open")
+        browser.call("click", selector="th[data-sort='device']")  # newest device name first
+        order = browser.eval("() => [...document.querySelectorAll('#alarm-table tr[data-alarm]')].map((r) => r.dataset.alarm)")
+        assert order == ["B-2-2/temp.high", "B-0-0/temp.high"]
+        browser.call("click", selector="th[data-sort='device']")
+        order = browser.eval("() => [...document.querySelectorAll('#alarm-table tr[data-alarm]')].map((r) => r.dataset.alarm)")
+        assert order == ["B-0-0/temp.high", "B-2-2/temp.high"]
         row = browser.wait("() => document.querySelector(\"tr[data-alarm='B-0-0/temp.high']\")?.textContent")
         assert "critical" in row and "unacknowledged" in row
 

@@ -22,6 +22,11 @@ const PW = 900;
 const PH = 640;
 const PANEL_WIDTH = 0.84; // metres
 const ROWS_3D = 6;
+const WINDOWS = [['any time', 0], ['last hour', 3600], ['last 24 h', 86400], ['last 7 days', 7 * 86400]];
+const SORT_KEYS = {
+  time: (a) => a.activated_at || 0, severity: (a) => a.priority, state: (a) => a.state, area: (a) => a.area || '',
+  device: (a) => a.device, alarm: (a) => a.name, value: (a) => String(a.value),
+};
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -56,7 +61,8 @@ export class Alarms {
     this.areas = {}; // area -> active alarm count
     this.results = [];
     this.refs = 0;
-    this.filter = { severity: '', state: '', area: '' };
+    this.filter = { severity: '', state: '', area: '', window: 0 };
+    this.sort = { key: '', desc: true }; // '' : severity, then newest first
     this.badges = new Map(); // area -> { sprite, canvas, texture, text }
     this.badgeRoot = new THREE.Group();
     this.badgeRoot.name = 'alarm badges';
@@ -108,9 +114,17 @@ export class Alarms {
   /** Alarms as the list shows them: filtered, worst first, newest first. */
   rows() {
     const f = this.filter;
-    return [...this.list.values()]
+    const since = f.window ? Date.now() / 1000 - f.window : 0;
+    const rows = [...this.list.values()]
       .filter((a) => (!f.severity || a.severity === f.severity) && (!f.state || a.state === f.state) && (!f.area || a.area === f.area))
+      .filter((a) => !since || (a.changed_at || a.activated_at || 0) >= since)
       .sort((a, b) => (b.priority - a.priority) || ((b.activated_at || 0) - (a.activated_at || 0)));
+    const key = SORT_KEYS[this.sort.key];
+    if (key) {
+      const sign = this.sort.desc ? -1 : 1;
+      rows.sort((a, b) => { const x = key(a); const y = key(b); return sign * (x < y ? -1 : x > y ? 1 : 0); });
+    }
+    return rows;
   }
 
   counts() {
@@ -165,12 +179,25 @@ export class Alarms {
       return sel;
     };
     const areas = [...new Set([...this.list.values()].map((a) => a.area).filter(Boolean))].sort();
+    const windowSel = el('select', { 'aria-label': 'time', onchange: (e) => { this.filter.window = Number(e.target.value); this.renderDom(); } },
+      ...WINDOWS.map(([label, seconds]) => el('option', { value: String(seconds) }, label)));
+    windowSel.value = String(this.filter.window);
     box.append(el('div', { class: 'alarm-filters' }, choose('severity', 'severity', [...SEVERITIES].reverse()),
-      ' ', choose('state', 'state', Object.values(ALARM_STATES).filter((s) => s !== 'normal')), ' ', choose('area', 'area', areas)));
+      ' ', choose('state', 'state', Object.values(ALARM_STATES).filter((s) => s !== 'normal')), ' ', choose('area', 'area', areas),
+      ' ', windowSel));
     if (this.status) box.append(el('p', { class: 'alarm-status' }, this.status));
     const table = el('table', { id: 'alarm-table' });
     table.style.cssText = 'width:100%;border-collapse:collapse';
-    table.append(el('tr', {}, ...['time', 'severity', 'state', 'area', 'device', 'alarm', 'value', ''].map((h) => el('th', {}, h))));
+    table.append(el('tr', {}, ...['time', 'severity', 'state', 'area', 'device', 'alarm', 'value', ''].map((h) => {
+      if (!h) return el('th', {}, h);
+      const mark = this.sort.key === h ? (this.sort.desc ? ' ▼' : ' ▲') : '';
+      const th = el('th', { 'data-sort': h, onclick: () => {
+        this.sort = { key: h, desc: this.sort.key === h ? !this.sort.desc : true };
+        this.renderDom();
+      } }, h + mark);
+      th.style.cursor = 'pointer';
+      return th;
+    })));
     const canAct = ['operator', 'admin'].includes(this.role());
     for (const a of this.rows()) {
       const tr = el('tr', { 'data-alarm': a.id, title: a.message });

@@ -150,3 +150,44 @@ def test_the_headset_shows_the_area_badge_and_acknowledges_by_ray(rig):
         browser.wait("() => !twinview.xr.presenting && !twinview.alarms.panel.mesh.visible")
     finally:
         browser.close()
+
+
+def test_alarm_actions_over_the_websocket_are_checked(rig):
+    """Without a browser: a malformed action is refused by the protocol, an anonymous one by the engine (and
+    audited), an unknown alarm says so; every page gets the alarm list when it connects."""
+    from websockets.sync.client import connect
+
+    from twinview.web.protocol import BadMessage, parse_client_message
+
+    for bad in ({"action": "delete", "alarm": "B-0-0/temp.high"}, {"action": "ack"},
+                {"action": "shelve", "alarm": "B-0-0/temp.high", "seconds": -1, "reason": "x"},
+                {"action": "shelve", "alarm": "B-0-0/temp.high", "seconds": 60},
+                {"action": "shelve", "alarm": "B-0-0/temp.high", "seconds": 60, "reason": "x" * 501}):
+        with pytest.raises(BadMessage):
+            parse_client_message(json.dumps({"type": "alarm_action", **bad}))
+    live, server, tokens, audit = rig
+    hot(live, "B-0-0")
+    assert wait_for(lambda: live.alarms.describe(live.alarms.index["B-0-0/temp.high"])["active"])
+    with connect(server.bridge.ws_url) as ws:
+        seen: dict = {}
+
+        def until(kind: str) -> dict:
+            while kind not in seen:
+                msg = json.loads(ws.recv(timeout=10))
+                seen.setdefault(msg["type"], msg)
+            return seen[kind]
+
+        snapshot = until("alarms")
+        assert snapshot["kind"] == "snapshot" and [a["id"] for a in snapshot["alarms"]] == ["B-0-0/temp.high"]
+        assert snapshot["areas"] == {"Row 0": 1}
+        ws.send(json.dumps({"type": "alarm_action", "action": "ack", "alarm": "B-0-0/temp.high", "ref": 1}))
+        result = until("alarm_result")
+        assert not result["ok"] and "read-only" in result["reason"]
+        del seen["alarm_result"]
+        ws.send(json.dumps({"type": "alarm_action", "action": "ack", "alarm": "B-9-9/nope", "ref": 2}))
+        result = until("alarm_result")
+        assert not result["ok"] and "no alarm 'B-9-9/nope'" in result["reason"]
+        ws.send(json.dumps({"type": "alarm_action", "action": "shelve", "alarm": "B-0-0/temp.high", "seconds": 0}))
+        assert until("error")["code"] == "bad_field"
+    lines = [json.loads(x) for x in audit.read_text().splitlines()]
+    assert [(r["user"], r["state"], r["alarm"]) for r in lines] == [("anonymous", "refused", "B-0-0/temp.high")]

@@ -92,12 +92,10 @@ class WebPublisher:
             else:
                 ok, why = engine.unshelve(request.alarm, request.principal)
         except AlarmError as exc:
-            ok, why = False, str(exc)
-        if ok:
-            why = ""
-        elif request.principal is None:
+            return {**reply, "ok": False, "reason": str(exc)}
+        if not ok and request.principal is None:
             why = "not logged in: this connection is read-only (log in with a token first)"
-        return {**reply, "ok": ok, "reason": why}
+        return {**reply, "ok": ok, "reason": "" if ok else why}
 
     def publish(self, devices: np.ndarray) -> None:
         """Encode these devices' looks and points for every page (now)."""

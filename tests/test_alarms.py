@@ -4,6 +4,7 @@ floods, suppression by design, persistence across a restart, and the rules' lint
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -447,3 +448,27 @@ def test_the_demo_plant_shows_an_alarm_within_a_minute():
             shown_at = clock.now() - T0
     assert shown_at is not None and shown_at < 60
     assert any(what.endswith("over its limit") for _, _, what in sim.fault_log)
+
+
+def test_a_rejected_command_raises_the_command_alarm_through_the_real_service(site, tmp_path):
+    from twinview.connectors.simulator.commands import SimulatorTransport
+    from twinview.connectors.simulator.plant import Simulator
+
+    clock = ManualClock(T0)
+    rt = Runtime(site, clock)
+    sim = Simulator(site, seed=1, faults=False)
+    rt.add_connector(sim)
+    rt.enable_commands(SimulatorTransport(sim), OPERATOR, tmp_path / "audit.jsonl")
+    engine = rt.enable_alarms(None, tmp_path / "audit.jsonl")
+    sim.models["pump"].trip(0, time.time(), 600.0)  # P-1 in fault (its thread runs on the wall clock): a start is rejected
+    cmd = rt.request_command("P-1", "start", {}, confirmed=False)
+    for _ in range(50):
+        clock.advance(0.1)
+        rt.step()
+        if cmd.final:
+            break
+    rt.step()
+    assert cmd.state == "rejected"
+    a = engine.describe(engine.index["P-1/command"])
+    assert a["state"] == "unacknowledged" and a["value"] == "start rejected" and a["severity"] == "medium"
+    rt.stop()

@@ -118,6 +118,11 @@ def test_alarmed_devices_are_painted_by_severity_and_areas_get_badges(app):
     assert dominant_channel(pixel_of_view(app, off, "B-0-1", image)) == 0  # red: critical
     badges = app.view.badges.shown()
     assert badges["Row 0"] == "Row 0: 2 alarms"  # B-0-0 and B-0-1 active (B-0-2 is normal)
+    counts = app.view.badges.counts
+    app.view.badges.set_counts({})
+    without = np.asarray(off.render()).astype(int)
+    app.view.badges.set_counts(counts)
+    assert (np.abs(image.astype(int) - without).sum(axis=2) > 60).sum() > 200  # the badge is drawn
     top_down(app.view, height=3.0)  # zoomed in: no badges
     app.view.before_render((640, 480))
     assert app.view.badges.shown() == {}

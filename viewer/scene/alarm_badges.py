@@ -18,6 +18,9 @@ class AreaBadges:
     def __init__(self, device_bounds: np.ndarray, areas: list[str], site_bounds: np.ndarray, font_size: float = 16):
         self.names = sorted({a for a in areas if a})
         lo, hi = site_bounds
+        finite = np.isfinite(device_bounds).all(axis=(1, 2))
+        if finite.any():  # the equipment's extent, not the scenery's (grounds and trees go far beyond it)
+            lo, hi = device_bounds[finite, 0].min(axis=0), device_bounds[finite, 1].max(axis=0)
         self.center = (lo + hi) / 2
         self.radius = max(float(np.linalg.norm(hi - lo)) / 2, 1.0)
         anchors = []
@@ -55,7 +58,7 @@ class AreaBadges:
                 self.blocks[k].set_text(text)
 
     def update(self, camera) -> bool:
-        """Show the badges while the camera is farther from the site than its size; True when that changed."""
+        """Show the badges while the camera is farther from the equipment than its extent; True when that changed."""
         distance = float(np.linalg.norm(np.asarray(camera.world.position, np.float64) - self.center))
         zoomed_out = distance > 1.2 * self.radius
         if zoomed_out == self.zoomed_out:

@@ -301,6 +301,9 @@ def test_deviation_rate_quality_and_command_rules(site):
     feed(rt, clock, "P-1", "pressure", 8.0, after=1.0)  # 2.5 bar/s
     assert state(engine, "P-1/pressure.rate") == "unacknowledged"
     assert engine.describe(engine.index["P-1/pressure.rate"])["value"] == pytest.approx(2.5)
+    clock.advance(61)  # no change for longer than the point's period (60 s): the rate is 0
+    rt.step()
+    assert state(engine, "P-1/pressure.rate") == "returned_unacknowledged"
     feed(rt, clock, "P-1", "temp", 50.0)
     clock.advance(1)
     rt.submit(Availability("P-1", False, clock.now()))
@@ -472,3 +475,21 @@ def test_a_rejected_command_raises_the_command_alarm_through_the_real_service(si
     a = engine.describe(engine.index["P-1/command"])
     assert a["state"] == "unacknowledged" and a["value"] == "start rejected" and a["severity"] == "medium"
     rt.stop()
+
+
+def test_suppression_follows_a_point_no_rule_watches(tmp_path):
+    (tmp_path / "site.toml").write_text("""
+[site]
+name = "Suppress"
+model = "m.glb"
+[[devices]]
+id = "T-1"
+points = [{ id = "level", range = [0, 100], period = 60 }, { id = "enabled", kind = "bool", period = 60 }]
+alarms = [{ point = "level", kind = "low", limit = 10, suppress_when = "not enabled" }]
+""")
+    rt, engine, clock, _ = make(load_manifest(tmp_path)[0])
+    feed(rt, clock, "T-1", "enabled", False)
+    feed(rt, clock, "T-1", "level", 5.0)
+    assert state(engine, "T-1/level.low") == "suppressed"
+    feed(rt, clock, "T-1", "enabled", True)
+    assert state(engine, "T-1/level.low") == "unacknowledged"

@@ -120,6 +120,11 @@ class AlarmEngine:
         self.value = np.full(n, np.nan)  # the watched value when last evaluated (rate: the rate)
         self.prev_v = np.full(n, np.nan)
         self.prev_t = np.full(n, np.nan)
+        # A rate of change is judged between changes; a value that stops changing has a rate of 0 once
+        # the point's period has passed without a change.
+        self.quiet_at = np.full(n, np.inf)
+        self.period = np.asarray([table.period[r] if r >= 0 else 1.0 for r in self.row.tolist()], np.float64)
+        self._min_quiet = math.inf
         self.activated_at = np.full(n, np.nan)
         self.cleared_at = np.full(n, np.nan)
         self.acked_at = np.full(n, np.nan)
@@ -159,7 +164,7 @@ class AlarmEngine:
     def next_due(self) -> float:
         """The earliest time something changes with time alone (a delay, a shelve expiry, chatter's end)."""
         flood = min((f["check"] for f in self.floods.values()), default=math.inf)
-        return min(self._min_due, self._min_shelve, self._chatter_due, flood)
+        return min(self._min_due, self._min_shelve, self._chatter_due, self._min_quiet, flood)
 
     def evaluate(self, now: float, rows: np.ndarray) -> np.ndarray:
         """Run inside Runtime.step(): conditions of the rules on `rows`, timers, lifecycle. Returns devices to repaint."""
@@ -167,6 +172,9 @@ class AlarmEngine:
             self._next_tail = now + TAIL_PERIOD
             self._apply_external(self.store.tail(), now)
         if rows.size and len(self.rules):
+            if self._suppress_devices:  # any changed point of such a device may change its suppression
+                devs = np.unique(self.state.table.device[rows]).tolist()
+                self._touched_rows_devices = self._suppress_devices.intersection(devs)
             self._conditions(now, rows)
         if self._commands:
             self._command_conditions(now)
@@ -179,7 +187,7 @@ class AlarmEngine:
             self.store.append(records)
             self.log.extend(records)
             if getattr(self.store, "wants_snapshot", False):
-                self.store.tail()
+                self._apply_external(self.store.tail(), now)  # the snapshot must hold what others appended
                 self.store.snapshot(self.snapshot())
         if not (self._changed or self._touched):
             return _EMPTY
@@ -202,7 +210,6 @@ class AlarmEngine:
         offsets = np.repeat(start - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
         k = np.unique(self._by_row[np.arange(int(counts.sum())) + offsets])
         self.counters["evaluations"] += int(k.size)
-        self._touched_rows_devices = set(np.unique(self.device[k]).tolist()) & self._suppress_devices
         st = self.state
         kind = self.kind[k]
         row = np.maximum(self.row[k], 0)
@@ -241,6 +248,10 @@ class AlarmEngine:
                 shown[m] = np.where(valid, rate, np.nan)
                 self.prev_v[km[fresh]] = v[m][fresh]
                 self.prev_t[km[fresh]] = t[fresh]
+                quiet = np.where(rnew, now + np.maximum(self.period[km], 1.0), np.inf)
+                self.quiet_at[km] = quiet
+                if quiet.size:
+                    self._min_quiet = min(self._min_quiet, float(quiet.min()))
             m = good & (kind == STATE)
             if m.any():
                 idx = np.nan_to_num(v[m], nan=63).clip(0, 63).astype(np.uint64)
@@ -319,6 +330,16 @@ class AlarmEngine:
     # --- time ---------------------------------------------------------------------------
 
     def _timers(self, now: float) -> None:
+        if now >= self._min_quiet:
+            quiet = np.flatnonzero(self.quiet_at <= now)
+            self.quiet_at[quiet] = np.inf
+            steady = quiet[self.cond[quiet]]
+            if steady.size:  # no change for a period: the rate is 0
+                self.cond[steady] = False
+                self.value[steady] = 0.0
+                self._schedule(steady, now)
+            finite = self.quiet_at[np.isfinite(self.quiet_at)]
+            self._min_quiet = float(finite.min()) if finite.size else math.inf
         if now >= self._min_due:
             fire = np.flatnonzero(self.due <= now)
             for k in fire.tolist():
@@ -561,6 +582,11 @@ class AlarmEngine:
         self.cond[:] = self.active
         left = self.shelved_until[self.shelved_until > 0]
         self._min_shelve = float(left.min()) if left.size else math.inf
+        self.first_out[:] = False  # floods are not carried over a restart; a new one names its own first-out
+        for k in np.flatnonzero(self.chattering).tolist():  # ends a minute after its last activation, as before
+            last = float(self.activated_at[k]) if math.isfinite(self.activated_at[k]) else self.runtime.clock.now()
+            self._recent[k] = deque([last])
+            self._chatter_due = min(self._chatter_due, last + CHATTER_WINDOW)
 
     def _apply_state(self, k: int, st: dict[str, Any]) -> None:
         for key in ("active", "acked", "suppressed", "oos", "chattering", "first_out"):
@@ -768,7 +794,7 @@ class AlarmEngine:
     def close(self) -> None:
         """Write what is pending and a snapshot; release the store."""
         self.flush()
-        self.store.tail()
+        self._apply_external(self.store.tail(), self.runtime.clock.now())
         self.store.snapshot(self.snapshot())
         self.store.close()
         self.runtime.events.release(self)

@@ -71,6 +71,14 @@ class AlarmPanel:
         self._shelve_choice = 1
         self._reason = ""
         self.frames = 0  # times the list was drawn to the end (a failing draw does not count)
+        self._generation = 0  # AlarmsChanged events seen: the list is rebuilt only when it or the filter changed
+        self._cache: tuple[tuple, list[dict[str, Any]]] | None = None
+        from twinview.twin.events import AlarmsChanged
+
+        live.events.subscribe(AlarmsChanged, self._on_alarms, owner=self)
+
+    def _on_alarms(self, event: Any) -> None:
+        self._generation += 1
 
     @property
     def engine(self) -> Any:
@@ -79,11 +87,20 @@ class AlarmPanel:
     # --- logic (tested without a window) ----------------------------------------------
 
     def rows(self) -> list[dict[str, Any]]:
-        """Alarms as the list shows them now: filtered and sorted."""
+        """Alarms as the list shows them now: filtered and sorted (rebuilt when alarms, filter or second change)."""
         engine = self.engine
         if engine is None:
             return []
         f = self.filter
+        key = (self._generation, int(self.live.clock.now()), frozenset(f.severities), frozenset(f.states), f.area,
+               f.window, f.text, f.sort, f.descending)  # fmt: skip
+        if self._cache is not None and self._cache[0] == key:
+            return self._cache[1]
+        rows = self._rows(engine, f)
+        self._cache = (key, rows)
+        return rows
+
+    def _rows(self, engine: Any, f: AlarmFilter) -> list[dict[str, Any]]:
         include_normal = AlarmState.NORMAL.value in f.states
         now = self.live.clock.now()
         terms = f.text.lower().split()
@@ -146,6 +163,7 @@ class AlarmPanel:
 
     def _say(self, ok: bool, text: str) -> None:
         self.message_ok, self.message = ok, text
+        self._cache = None  # an action changes rows before the next step publishes it
 
     # --- drawing ----------------------------------------------------------------------------
 

@@ -284,6 +284,10 @@ def test_a_stopped_pump_suppresses_its_own_low_pressure_alarm_by_design(site):
     a = engine.describe(engine.index[aid])
     assert a["state"] == "suppressed" and a["active"]
     assert not rt.looks.flags[rt.device_index("P-1")] & (DeviceFlag.ALARM | DeviceFlag.ALARM_UNACK)
+    clock.advance(200)  # the pump falls silent: its state is stale, the suppression stays as it was
+    rt.step()
+    assert rt.state.point("P-1", "state").quality.label == "stale"
+    assert state(engine, aid) == "suppressed"
     feed(rt, clock, "P-1", "state", "running")  # started, pressure still low: the alarm is shown
     assert state(engine, aid) == "unacknowledged"
 

@@ -320,7 +320,10 @@ class AlarmEngine:
                 view = st.view(row)
                 return view.value, view.quality.label
 
-            on = bool(lock.evaluate(read))
+            verdict = lock.evaluate(read)
+            if verdict.unknown:  # a point of the condition is not current: the suppression stays as it was
+                continue
+            on = bool(verdict)
             if on != bool(self.suppressed[k]):
                 self.suppressed[k] = on
                 if not on and not self.active[k]:

@@ -89,7 +89,7 @@ def format_report(r: dict[str, Any], site: str = "") -> str:
         return datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
 
     out = [f"Alarm performance{' of ' + site if site else ''}: {when(r['since'])} .. {when(r['until'])}"
-           f" ({r['periods']} periods of 10 min), {r['alarms']} alarms"]  # fmt: skip
+           f" ({r['periods']} periods of 10 min), {r['alarms']} alarm{'' if r['alarms'] == 1 else 's'}"]  # fmt: skip
     out.append("")
     out.append("Alarms per area per 10 minutes (EEMUA 191: ~1 manageable, >10 a flood)")
     if not r["areas"]:

@@ -16,7 +16,6 @@ from broker import LocalBroker, require_mosquitto  # noqa: E402
 from twinview.site.manifest import Site, load_manifest  # noqa: E402
 from twinview.twin.events import DevicesChanged  # noqa: E402
 from twinview.twin.runtime import Runtime  # noqa: E402
-from twinview.twin.state import TwinState  # noqa: E402
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 

@@ -32,11 +32,8 @@ from twinview.security.auth import Principal
 from twinview.twin.runtime import Runtime
 from twinview.twin.commands import (
     ACKNOWLEDGED, CONFIRMED, FAILED, FINAL, REFUSED, REJECTED, REQUESTED, SENT, TIMED_OUT,
-    CommandService, TwinStateReader,
 )  # fmt: skip
 from twinview.connectors.wire.decode import encode
-from twinview.twin.inbox import Inbox
-from twinview.twin.state import TwinState
 from twinview.connectors.wire.topics import TopicMap
 
 pytestmark = pytest.mark.broker
@@ -330,8 +327,10 @@ def test_broker_down_at_request_then_back_delivers_once(rig, broker):
     time.sleep(0.5)
     assert [d["body"]["id"] for d in dev.deliveries] == [cmd.id] and dev.executed == [cmd.id]
     assert transitions(audit, cmd.id) in CONFIRMED_PATHS
-    notes = [r for r in read_audit(audit, command_id=cmd.id) if r["event"] == "note"]
-    assert len(notes) == 1 and "retrying with the same id" in notes[0]["reason"]
+    notes = [r["reason"] for r in read_audit(audit, command_id=cmd.id) if r["event"] == "note"]
+    retries = [n for n in notes if "retrying with the same id" in n]
+    # on a loaded machine the device's answer can arrive after its report confirmed the command: a late note
+    assert len(retries) == 1 and all(n in retries or "after it was confirmed" in n for n in notes), notes
 
 
 def test_no_subscribed_device_means_not_sent_yet(rig, broker):
@@ -509,5 +508,6 @@ def test_cli_confirmed_refused_rejected_and_bad_login(rig, broker, site, users, 
     assert code == EXIT_REJECTED and "local control selected" in text
 
     rows = read_audit(audit)
-    assert [r["state"] for r in rows if r["state"] in FINAL] == [CONFIRMED, REFUSED, REFUSED, REFUSED, REJECTED]
+    ends = [r["state"] for r in rows if r["state"] in FINAL and r.get("event") == "transition"]  # notes are not ends
+    assert ends == [CONFIRMED, REFUSED, REFUSED, REFUSED, REJECTED]
     assert "not authenticated" in [r for r in rows if r["state"] == REFUSED][1]["reason"]

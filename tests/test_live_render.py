@@ -35,7 +35,6 @@ def aim(view, index):
 def test_published_values_change_the_device_pixel_and_an_outage_greys_it(broker, tmp_path):
     from twinview.cli.sources import runtime_from_args
     from twinview.scene.binding import SceneBinding
-    from twinview.twin.runtime import Runtime
     from twinview.scene.offscreen import OffscreenView
     from twinview.scene.view import SiteView
 

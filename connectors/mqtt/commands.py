@@ -20,13 +20,10 @@ Contract: docs/commands.md.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import uuid
-from dataclasses import replace
-from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes

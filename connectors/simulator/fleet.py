@@ -14,7 +14,9 @@ a JSON {"id", "device", "command", "args", "expires_at", ...} on
 CorrelationData), else to "{prefix}/{device}/cmd_response". Like a real device,
 the fleet acts once per command id (a redelivery gets the first answer again)
 and keeps a persistent session (clean_start false) so commands queued while it
-was away are delivered when it comes back.
+was away are delivered when it comes back. It acts only on a command with a
+valid "id", "user" and "expires_at" (check_command_message): a hand-made
+publish on a command topic is answered "rejected" and does nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from paho.mqtt.properties import Properties
 from twinview.site.manifest import Site
 from twinview.connectors.wire.decode import encode, encode_many
 from twinview.connectors.base import Availability, Sample
-from twinview.connectors.mqtt.telemetry import make_client, parse_url
+from twinview.connectors.mqtt.telemetry import make_client, parse_url, rebirth_topic
+from twinview.connectors.simulator.commands import check_command_message
 from twinview.connectors.simulator.plant import Simulator
 
 
@@ -94,6 +97,8 @@ def run_publisher(
             c.publish(topic, b"online", qos=1, retain=True)
         if filt:
             c.subscribe(filt, qos=1)
+        c.subscribe(rebirth_topic(site.topic_prefix), qos=0)
+        sim.report_all()  # a birth: every point at once after each (re)connect, as Sparkplug devices do
         connected.set()
 
     def on_disconnect(c, userdata, flags, reason_code, properties):
@@ -103,6 +108,10 @@ def run_publisher(
 
     def on_message(c, userdata, msg):
         try:
+            if msg.topic == rebirth_topic(site.topic_prefix):
+                sim.report_all()  # a twin (re)connected: every point at the next step, not at its next period
+                stats["rebirths"] = stats.get("rebirths", 0) + 1
+                return
             m = pattern.match(msg.topic) if pattern else None
             if m is None:
                 return
@@ -112,7 +121,8 @@ def run_publisher(
                 answer = answered[command_id]
                 stats["duplicates"] = stats.get("duplicates", 0) + 1
             else:
-                answer = sim.execute(device, msg.payload)
+                why = check_command_message(_body(msg.payload), time.time())
+                answer = {"id": command_id, "status": "rejected", "reason": why} if why else sim.execute(device, msg.payload)
                 stats["commands"] += 1
                 stats["commands_rejected"] += answer["status"] != "accepted"
                 if command_id:
@@ -151,13 +161,14 @@ def run_publisher(
                         if sharing[spec.topic] > 1:  # one JSON object for every point on that topic
                             shared.setdefault(spec.topic, []).append((spec, ev.value, ev.source_ts))
                             continue
-                        client.publish(spec.topic, encode(spec, ev.value, ev.source_ts), qos=spec.qos)
+                        # retained, with its time: a twin that joins late gets the value and can judge its age
+                        client.publish(spec.topic, encode(spec, ev.value, ev.source_ts), qos=spec.qos, retain=True)
                         stats["published"] += 1
                     elif type(ev) is Availability and ev.device in availability:
                         client.publish(availability[ev.device], b"online" if ev.online else b"offline", qos=1, retain=True)
                 for topic, items in shared.items():
                     payload = encode_many([(spec, value) for spec, value, _ in items], items[0][2])
-                    client.publish(topic, payload, qos=max(spec.qos for spec, _, _ in items))
+                    client.publish(topic, payload, qos=max(spec.qos for spec, _, _ in items), retain=True)
                     stats["published"] += 1
             stop_event.wait(max(0.0, tick - (time.monotonic() - t0)))
     finally:
@@ -173,10 +184,14 @@ def run_publisher(
     return stats
 
 
-def _command_id(payload: bytes) -> str:
+def _body(payload: bytes) -> object:
     try:
-        body = json.loads(payload)
+        return json.loads(payload)
     except (ValueError, RecursionError):
-        return ""
+        return None
+
+
+def _command_id(payload: bytes) -> str:
+    body = _body(payload)
     value = body.get("id") if isinstance(body, dict) else None
     return value if isinstance(value, str) else ""

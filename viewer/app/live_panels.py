@@ -28,7 +28,7 @@ class StatusPanel:
         imgui.begin("Connections", None, imgui.WindowFlags_.always_auto_resize)
         links = self.live.link_states()
         for connector in self.live.connectors:
-            if getattr(connector, "stats", None) is None:  # events submitted by hand (tools, tests)
+            if connector.stats is None:  # events handed in by a tool or a test, not a connection
                 continue
             stats = connector.stats.snapshot()
             link = links.get(connector.name)

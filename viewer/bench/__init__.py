@@ -79,4 +79,12 @@ def run_bench(args) -> int:
                 bench_web = None
             if bench_web is not None:
                 bench_web(workdir, sizes)
+        if not only or "faults" in only:
+            from .faults import bench_faults
+
+            bench_faults(workdir / "faults")
+        if not only or "history" in only:
+            from .history import bench_history_from_env
+
+            bench_history_from_env(workdir)
     return 0

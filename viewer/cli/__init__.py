@@ -13,6 +13,19 @@ from twinview.site import SiteError
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_SITE = 3
+DESKTOP_MODULES = ("pygfx", "wgpu", "rendercanvas", "imgui_bundle", "glfw")
+
+
+def desktop_installed() -> bool:
+    """True when the [desktop] extra (the GPU stack and window toolkit) can be imported."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in DESKTOP_MODULES)
+
+
+def needs_desktop(command: str) -> str:
+    return (f"error: `twinview {command}` draws with the GPU stack, which is not installed: "
+            "pip install 'twinview[desktop]'")
 
 
 def demo_site_path() -> Path:
@@ -42,11 +55,16 @@ def _open(site_dir: Path, quiet: bool = False):
     return loaded
 
 
-def _live(loaded, args):
-    """The site's runtime: the embedded simulator unless another source is named."""
+def _live(loaded, args, record: bool = False):
+    """The site's runtime: the embedded simulator unless another source is named; recorded when asked."""
     from twinview.cli.sources import runtime_from_args
 
-    return runtime_from_args(loaded, args)
+    runtime = runtime_from_args(loaded, args)
+    if record:
+        from twinview.cli.memory import record_runtime
+
+        runtime.recorder = record_runtime(runtime, args)
+    return runtime
 
 
 def cmd_check(args) -> int:
@@ -76,7 +94,10 @@ def cmd_render(args) -> int:
 
     loaded = _open(Path(args.site), quiet=args.quiet)
     view = SiteView(loaded)
-    live = _live(loaded, args) if _wants_live(args) else None
+    past = _past(loaded, args) if args.at else None
+    if past is not None and not isinstance(past, tuple):
+        return past  # an exit code: the time or the store was not usable
+    live = _live(loaded, args) if _wants_live(args) and past is None else None
     if args.select:
         index = view.index_of(args.select)
         if index is None:
@@ -86,14 +107,55 @@ def cmd_render(args) -> int:
         if args.focus:
             view.focus(index)
     off = OffscreenView(view, args.size, quality=args.quality)
+    if past is not None:
+        twin, store = past
+        SceneBinding(twin.runtime, view)
+        twin.seek(twin.at)
     if live is not None:
         SceneBinding(live, view)
         live.run_for(args.wait)
     out = off.save(args.out)
     if live is not None:
         live.stop()
-    print(f"wrote {out} ({args.size[0]}x{args.size[1]})")
+    if past is not None:
+        store.close()
+    when = f" as it was at {_stamp(past[0].at)}" if past is not None else ""
+    print(f"wrote {out} ({args.size[0]}x{args.size[1]}){when}")
     return EXIT_OK
+
+
+def _stamp(t: float) -> str:
+    import time as _time
+
+    return _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(t))
+
+
+def _past(loaded, args):
+    """(PastTwin at args.at, its store), or an exit code with one line saying why not."""
+    from twinview.cli.memory import open_site_store, parse_time
+    from twinview.twin.memory import PastTwin
+
+    try:
+        at = parse_time(args.at)
+    except ValueError as exc:
+        print(f"error: --at: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        store = open_site_store(loaded.site, args.store, readonly=True)
+    except (OSError, ValueError) as exc:
+        print(f"error: no history for {loaded.site.name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    twin = PastTwin(loaded.site, store)
+    span = twin.span()
+    if span is None:
+        store.close()
+        print(f"error: the history of {loaded.site.name} is empty (record it: twinview record, or open it live)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if at < span[0]:
+        print(f"note: {_stamp(at)} is before the first record ({_stamp(span[0])}): showing no data", file=sys.stderr)
+    twin.at = at
+    return twin, store
 
 
 def _wants_live(args) -> bool:
@@ -101,18 +163,20 @@ def _wants_live(args) -> bool:
 
 
 def cmd_open(args, site_dir: Path | None = None) -> int:
+    site_dir = site_dir or Path(args.site)
+    if not desktop_installed():
+        return _open_without_desktop(args, site_dir)
     from twinview.app.desktop import has_display, run_desktop
     from twinview.scene.binding import SceneBinding
     from twinview.scene.view import SiteView
 
-    site_dir = site_dir or Path(args.site)
     loaded = _open(site_dir)
     if not has_display():
         out = Path(args.screenshot or f"twinview-{site_dir.name}.png")
         from twinview.scene.offscreen import OffscreenView
 
         view = SiteView(loaded)
-        live = _live(loaded, args)
+        live = _live(loaded, args, record=True)
         binding = SceneBinding(live, view)
         live.run_for(min(getattr(args, "wait", 0) or 3.0, 30.0))
         OffscreenView(view, (1280, 720), quality="high").save(out)
@@ -123,15 +187,34 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
         try:
             return _serve(loaded, live, args)
         finally:
-            live.stop()
+            _stop(live)
     view = SiteView(loaded)
-    live = _live(loaded, args)
-    SceneBinding(live, view)
+    live = _live(loaded, args, record=True)
     try:
-        run_desktop(view, live)
+        run_desktop(view, live)  # the desktop binds the scene to the live twin, or to the past on the timeline
     finally:
-        live.stop()
+        _stop(live)
     return EXIT_OK
+
+
+def _stop(live) -> None:
+    """Stop a runtime and close the store it was recorded into (what was written stays)."""
+    live.stop()
+    recorder = getattr(live, "recorder", None)
+    if recorder is not None:
+        recorder.close()
+        recorder.store.close()
+
+
+def _open_without_desktop(args, site_dir: Path) -> int:
+    """A core install (no GPU stack): the same live site, in the browser."""
+    print("The desktop viewer is not installed (pip install 'twinview[desktop]'): serving the live web view instead.")
+    loaded = _open(site_dir)
+    live = _live(loaded, args, record=True)
+    try:
+        return _serve(loaded, live, args)
+    finally:
+        _stop(live)
 
 
 def _serve(loaded, live, args) -> int:
@@ -158,11 +241,11 @@ def _serve(loaded, live, args) -> int:
 
 def cmd_serve(args) -> int:
     loaded = _open(Path(args.site))
-    live = _live(loaded, args)
+    live = _live(loaded, args, record=True)
     try:
         return _serve(loaded, live, args)
     finally:
-        live.stop()
+        _stop(live)
 
 
 def cmd_export_xr(args) -> int:
@@ -211,9 +294,11 @@ def cmd_record(args) -> int:
 
     from twinview.connectors.mqtt.telemetry import MqttConnector
     from twinview.connectors.replay.recording import Recorder
-    from twinview.site import load_manifest
     from twinview.connectors.wire.topics import TopicMap
+    from twinview.site import load_manifest
 
+    if not args.out:
+        return _record_into_store(args)
     site, _ = load_manifest(args.site)
     with Recorder(args.out) as recorder:
         connector = MqttConnector(args.mqtt, TopicMap(site), tap=recorder.record)
@@ -228,6 +313,35 @@ def cmd_record(args) -> int:
     return EXIT_OK
 
 
+def _record_into_store(args) -> int:
+    """twinview record SITE --mqtt URL [--store PATH]: the runtime, recorded into the history store."""
+    import time
+
+    from twinview.cli.memory import record_runtime
+
+    loaded = _open(Path(args.site), quiet=True)
+    runtime = _live(loaded, args)
+    recorder = record_runtime(runtime, args)
+    if recorder is None:
+        runtime.stop()
+        return EXIT_USAGE
+    print(f"recording {loaded.site.name} from {args.mqtt} into {recorder.store} "
+          f"{'for ' + format(args.seconds, 'g') + ' s' if args.seconds else 'until stopped'} (Ctrl-C stops)", flush=True)
+    end = time.monotonic() + args.seconds if args.seconds else float("inf")
+    try:
+        runtime.start()
+        while time.monotonic() < end:
+            runtime.step()
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.stop()
+        recorder.store.close()
+    print(f"recorded {recorder.recorded:,} samples" + (f"; {recorder.errors} write errors: {recorder.last_error}" if recorder.errors else ""))
+    return EXIT_OK
+
+
 def cmd_command(args) -> int:
     from twinview.cli.command import run_command_cli
 
@@ -236,6 +350,12 @@ def cmd_command(args) -> int:
         user=args.user, token=args.token, confirm=args.yes,
         users_path=args.users, audit_path=args.audit,
     )  # fmt: skip
+
+
+def cmd_broker_acl(args) -> int:
+    from twinview.cli.broker_acl import run_broker_acl
+
+    return run_broker_acl(args.site, user=args.user, out=args.out, dynsec=args.dynsec, fleet_user=args.fleet_user)
 
 
 def cmd_audit(args) -> int:
@@ -254,9 +374,7 @@ def cmd_audit(args) -> int:
     errors: list[str] = []
     rows = read_audit(path, device=args.device, user=args.user, since=args.since, command_id=args.id,
                       state=args.state, limit=args.limit, errors=errors)  # fmt: skip
-    out = format_rows(rows, as_json=args.json)
-    if out:
-        print(out)
+    sys.stdout.write(format_rows(rows, as_json=args.json))
     for error in errors:
         print(f"warning: {error}", file=sys.stderr)
     return EXIT_OK
@@ -286,6 +404,8 @@ def cmd_users(args) -> int:
     def read_password() -> str:
         if args.password_stdin:
             return sys.stdin.readline().rstrip("\n")
+        if os.environ.get("TWINVIEW_PASSWORD") is not None:  # as `twinview command` reads it
+            return os.environ["TWINVIEW_PASSWORD"]
         first = getpass.getpass(f"password for {args.name}: ")
         if first != getpass.getpass("again: "):
             raise SystemExit("error: passwords differ")
@@ -341,6 +461,8 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", help="client key file for mqtts://")
     p.add_argument("--mqtt-v311", action="store_true", help="use MQTT 3.1.1 instead of MQTT 5")
     p.add_argument("--audit", metavar="JSONL", help="command audit log (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--store", metavar="PATH", help="history store: a folder or postgresql://... (default: per site)")
+    p.add_argument("--no-record", action="store_true", help="do not record into the history store")
     p.add_argument("--alarm-store", metavar="JSONL",
                    help="alarm state and history journal (default: per site under ~/.local/state/twinview)")
     p.add_argument("--alarm-webhook", action="append", metavar="SEVERITY=URL",
@@ -349,6 +471,8 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twinview", description="Open 3D digital-twin viewer.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="how log lines look (stderr)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="open the bundled demo plant (live, simulated)")
@@ -385,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--focus", action="store_true", help="with --select: frame the selected device")
     p.add_argument("--quality", choices=("fast", "high"), default="high")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="receive live data this long before rendering")
+    p.add_argument("--at", metavar="TIME", help="the scene as it was then, from the history store (ISO time, epoch, or -10m)")
     p.add_argument("--quiet", action="store_true")
     _add_source_options(p)
     p.set_defaults(func=cmd_render)
@@ -407,11 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (default: run until Ctrl-C)")
     p.set_defaults(func=cmd_sim)
 
-    p = sub.add_parser("record", help="record a site's MQTT telemetry to a JSONL file for --replay")
+    p = sub.add_parser("record", help="record a site's MQTT telemetry into its history store (or a JSONL file)")
     p.add_argument("site")
     p.add_argument("--mqtt", required=True, metavar="URL")
-    p.add_argument("--out", required=True, metavar="JSONL")
-    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--out", metavar="JSONL", help="a portable recording for --replay instead of the history store")
+    p.add_argument("--store", metavar="PATH", help="history store: a folder or postgresql://... (default: per site)")
+    p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (default: until Ctrl-C)")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("command", help="send a command to a device and follow it until confirmed")
@@ -420,13 +546,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("command")
     p.add_argument("args", nargs="*", metavar="ARG=VALUE")
     p.add_argument("--mqtt", required=True, metavar="URL")
-    p.add_argument("--user", help="user name (password from $TWINVIEW_PASSWORD)")
+    p.add_argument("--user", help="user name (password from $TWINVIEW_PASSWORD, else asked for on a terminal)")
     p.add_argument("--token", help="API token (default $TWINVIEW_TOKEN)")
-    p.add_argument("--yes", action="store_true", help="confirm commands that need confirmation")
+    p.add_argument("--yes", "--confirm", dest="yes", action="store_true", help="confirm commands that need confirmation")
     p.add_argument("--users", metavar="TOML", help="users file (default $TWINVIEW_USERS or ~/.config/twinview/users.toml)")
     p.add_argument("--audit", metavar="JSONL", help="audit log (default: per site under ~/.local/state/twinview)")
-    p.epilog = "exit codes: 0 confirmed, 10 refused, 11 rejected, 12 timed out, 13 expired or failed, 14 authentication failed"
+    p.epilog = ("exit codes: 0 confirmed, 10 refused, 11 rejected, 12 timed out, 13 expired or failed, "
+                "14 authentication failed, 15 unverified (already as wanted; nothing shows the device received it)")
     p.set_defaults(func=cmd_command)
+
+    p = sub.add_parser("broker-acl", help="write the mosquitto ACL that lets only twinview publish commands")
+    p.add_argument("site")
+    p.add_argument("--user", default="twinview", help="twinview's broker user for commands (default twinview)")
+    p.add_argument("--out", metavar="FILE", help="write the acl_file here (default: standard output)")
+    p.add_argument("--dynsec", metavar="FILE", help="also write a mosquitto dynamic-security JSON with the same rules")
+    p.add_argument("--fleet-user", metavar="NAME", help="also a user that plays every device (twinview sim, a gateway)")
+    p.set_defaults(func=cmd_broker_acl)
 
     p = sub.add_parser("audit", help="print or filter the command audit log")
     p.add_argument("site", nargs="?", help="site folder (to find its default audit log)")
@@ -440,6 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
 
+    from twinview.history.cli import add_history_parser  # twinview history: recorded samples (self-contained)
+
+    add_history_parser(sub)
     p = sub.add_parser("alarms", help="list, acknowledge, shelve and report alarms",
                        usage="twinview alarms [list|ack|shelve|unshelve|out-of-service|in-service|report] SITE [ALARM_ID] [options]")
     p.add_argument("words", nargs="+", metavar="[ACTION] SITE [ALARM_ID]",
@@ -465,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("--role", choices=("viewer", "operator", "admin"), default="viewer")
     p.add_argument("--file", metavar="TOML", help="users file (default $TWINVIEW_USERS or ~/.config/twinview/users.toml)")
-    p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin (else $TWINVIEW_PASSWORD, else asked)")
     p.add_argument("--no-password", action="store_true", help="add a user that signs in with tokens only")
     p.add_argument("--label", help="a label for a new token")
     p.set_defaults(func=cmd_users)
@@ -484,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", default="1000,20000", help="comma-separated site sizes (default 1000,20000)")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--size", type=parse_size, default=(640, 360), metavar="WxH")
-    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, alarms, web")
+    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, alarms, web, faults")
     p.set_defaults(func=cmd_bench)
     return parser
 
@@ -493,6 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGFX_DEFAULT_PPAA", "default")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from twinview.cli.logs import configure
+
+    configure(args.verbose, args.log_format)
     if getattr(args, "alarm_webhook", None):
         from twinview.connectors.webhook.alarms import parse_webhooks
 
@@ -503,6 +644,11 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in DESKTOP_MODULES:
+            raise
+        print(needs_desktop(args.command), file=sys.stderr)
+        return EXIT_USAGE
     except SiteError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -78,6 +78,27 @@ class StepStats:
     dropped: dict[str, int] = field(default_factory=dict)
 
 
+class IndexSet:
+    """Sorted unique indices below `size`, in time that follows the input (a reusable mark array)."""
+
+    def __init__(self, size: int):
+        self._mark = np.zeros(size, bool)
+
+    def of(self, indices: np.ndarray) -> np.ndarray:
+        indices = np.asarray(indices, np.int64)
+        if indices.size < 64:
+            return np.unique(indices)
+        mark = self._mark
+        mark[indices] = True
+        if indices.size * 8 >= mark.size:
+            out = np.flatnonzero(mark)
+        else:
+            out = np.sort(indices[mark[indices]])  # mark[...] is True for every index: dedupe below
+            out = out[np.r_[True, out[1:] != out[:-1]]]
+        mark[out] = False
+        return out
+
+
 class ThreadError(RuntimeError):
     """Twin state was about to be written from a thread that is not the runtime's."""
 
@@ -97,6 +118,8 @@ class Runtime:
         self.commands: Any = None  # CommandService, once commands are enabled
         self.command_transport: Any = None
         self.principal: Any = None  # who acts from a local view (None: look only until signed in)
+        self.mode = "live"  # "live", "past" (time travel) or "simulation" (what-if): every view says which
+        self.recorder: Any = None  # what records this runtime into the history store, if anything
         self.evaluators: list[Evaluator] = []  # called inside step() with the rows that changed (alarms)
         self.alarms: Any = None  # AlarmEngine, once alarms are enabled
         self._on_stop: list[Callable[[], None]] = []  # subscribers with a connection of their own (alarm publishers)
@@ -105,6 +128,8 @@ class Runtime:
         self._thread: int | None = None
         self._started = False
         self._pending_devices: frozenset[str] = frozenset()
+        self._point_set = IndexSet(len(self.state.table))
+        self._device_set = IndexSet(len(site.devices))
         self.looks.evaluate(np.arange(len(site.devices)))
 
     # --- wiring -----------------------------------------------------------------------
@@ -241,8 +266,8 @@ class Runtime:
             changed_points.append(stale)
             self.events.publish(QualityChanged(now, stale, "silence"))
         changed_devices = self._poll_commands(now, changed_points)
-        points = np.unique(np.concatenate(changed_points)) if changed_points else _EMPTY
-        devices = np.unique(np.concatenate([state.table.device[points].astype(np.int64), changed_devices]))
+        points = self._point_set.of(np.concatenate(changed_points)) if changed_points else _EMPTY
+        devices = self._device_set.of(np.concatenate([state.table.device[points], changed_devices]))
         for evaluator in self.evaluators:
             try:
                 more = evaluator.evaluate(now, points)
@@ -265,9 +290,9 @@ class Runtime:
         commands = self.commands
         if commands is None:
             return _EMPTY
-        changed = {int(d) for rows in changed_points for d in np.unique(self.state.table.device[rows]).tolist()}
-        if changed:
-            commands.on_values(changed)
+        if changed_points:
+            changed = self._device_set.of(self.state.table.device[np.concatenate(changed_points)])
+            commands.on_values(changed.tolist())
         ids = commands.poll(now)
         pending = commands.pending_devices()
         if pending == self._pending_devices and not ids:

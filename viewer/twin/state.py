@@ -16,7 +16,10 @@ Quality rules (docs/telemetry.md):
 - Availability offline makes every point of the device OFFLINE; back online they
   become STALE (NONE if never received) until fresh values arrive;
 - a sample whose source timestamp is older than the point's latest one is counted
-  as out of order and not applied.
+  as out of order and not applied;
+- a source timestamp ahead of the receive time is clock skew: the receive time is
+  used instead and it is counted (clock_skew), so that no timestamp from the future
+  can make later readings look out of order.
 """
 
 from __future__ import annotations
@@ -168,6 +171,7 @@ class TwinState:
         self.samples = 0  # good samples applied
         self.bad = 0
         self.out_of_order = 0
+        self.clock_skew = 0  # samples whose source time was ahead of their receive time (clamped)
         self.unknown = 0  # samples for points the site does not have
         self.stale_on_arrival = 0
         self.stale_by_tick = 0
@@ -177,7 +181,7 @@ class TwinState:
             history_len = int(min(MAX_HISTORY_LEN, max(16, history_budget_bytes // (16 * max(1, n)))))
         self.history_len = int(history_len)
         self._hist_interval = self.history_seconds / self.history_len
-        self._hist_t: np.ndarray | None = None  # (points, history_len), made at the first value
+        self._hist_t: np.ndarray | None = None  # (history_len, points), made at the first value
         self._hist_v: np.ndarray | None = None
         self._hist_n = np.zeros(n, np.int64)  # entries written so far (ring position = n % len)
         self._hist_bucket = np.full(n, -np.inf)
@@ -274,6 +278,11 @@ class TwinState:
             self.samples += int(superseded.size)
             np.add.at(self.updates, superseded, 1)
             rows, values, recv, src = rows[keep], values[keep], recv[keep], src[keep]
+        # Clock skew: never trust a time after the sample arrived; it would block every later reading.
+        ahead = src > recv  # NaN source time: False
+        if ahead.any():
+            self.clock_skew += int(ahead.sum())
+            src = np.where(ahead, recv, src)
         # Out of order: older than what the point already shows, by the device's own clock.
         cur = self.source_ts[rows]
         late = src < cur  # NaN on either side compares False
@@ -410,17 +419,17 @@ class TwinState:
 
     def _record_history(self, rows: np.ndarray, t: np.ndarray, v: np.ndarray) -> None:
         """Append to each point's ring; within one chart-resolution bucket the newest sample replaces the last."""
-        if self._hist_t is None:
-            self._hist_t = np.zeros((len(self.table), self.history_len))
-            self._hist_v = np.zeros((len(self.table), self.history_len))
+        if self._hist_t is None:  # slot-major: one frame's writes land close together
+            self._hist_t = np.zeros((self.history_len, len(self.table)))
+            self._hist_v = np.zeros((self.history_len, len(self.table)))
         n = self._hist_n[rows]
         new_bucket = (n == 0) | (t - self._hist_bucket[rows] >= self._hist_interval)
         self._hist_bucket[rows] = np.where(new_bucket, t, self._hist_bucket[rows])
         n = n + new_bucket
         self._hist_n[rows] = n
         slot = (n - 1) % self.history_len
-        self._hist_t[rows, slot] = t
-        self._hist_v[rows, slot] = v  # type: ignore[index]
+        self._hist_t[slot, rows] = t
+        self._hist_v[slot, rows] = v  # type: ignore[index]
 
     def clear_history(self) -> None:
         self._hist_n[:] = 0
@@ -489,7 +498,7 @@ class TwinState:
             return np.empty(0), np.empty(0)
         size = self.history_len
         idx = (np.arange(max(0, n - size), n)) % size
-        t, v = self._hist_t[row, idx], self._hist_v[row, idx]
+        t, v = self._hist_t[idx, row], self._hist_v[idx, row]
         keep = t >= t[-1] - self.history_seconds
         return t[keep].copy(), v[keep].copy()
 
@@ -499,6 +508,7 @@ class TwinState:
             "samples": self.samples,
             "bad": self.bad,
             "out_of_order": self.out_of_order,
+            "clock_skew": self.clock_skew,
             "unknown": self.unknown,
             "stale_on_arrival": self.stale_on_arrival,
             "stale_by_tick": self.stale_by_tick,

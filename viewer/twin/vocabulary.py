@@ -79,7 +79,12 @@ VIEW_FLAGS = DeviceFlag.SELECTED | DeviceFlag.HOVERED | DeviceFlag.HIDDEN
 
 
 class CommandState(StrEnum):
-    """Where a command is in its lifecycle: requested -> sent -> acknowledged -> confirmed, or an end."""
+    """Where a command is in its lifecycle: requested -> sent -> acknowledged -> confirmed, or an end.
+
+    UNVERIFIED is final: when the time was up, the success point showed the wanted value, but it
+    already did before the command and nothing since (no answer from the device for this command
+    id, no reported change) shows that the device received it. Not a success, not a failure.
+    """
 
     REQUESTED = "requested"
     SENT = "sent"
@@ -90,13 +95,20 @@ class CommandState(StrEnum):
     TIMED_OUT = "timed_out"
     EXPIRED = "expired"
     FAILED = "failed"
+    UNVERIFIED = "unverified"
 
 
 FINAL_COMMAND_STATES = frozenset(
     (CommandState.CONFIRMED, CommandState.REFUSED, CommandState.REJECTED, CommandState.TIMED_OUT,
-     CommandState.EXPIRED, CommandState.FAILED)
+     CommandState.EXPIRED, CommandState.FAILED, CommandState.UNVERIFIED)
 )  # fmt: skip
 
+# What a final state means for the person who sent it (the audit log's "outcome" field).
+COMMAND_OUTCOMES: dict[CommandState, str] = {
+    CommandState.CONFIRMED: "succeeded", CommandState.UNVERIFIED: "unverified",
+    CommandState.REFUSED: "failed", CommandState.REJECTED: "failed", CommandState.TIMED_OUT: "failed",
+    CommandState.EXPIRED: "failed", CommandState.FAILED: "failed",
+}  # fmt: skip
 class AlarmState(StrEnum):
     """Where an alarm is in its ISA-18.2 lifecycle (the state every view and the command line shows)."""
 
@@ -130,6 +142,7 @@ def javascript() -> str:
     labels = ", ".join(f'"{q.label}"' for q in Quality)
     states = ", ".join(f'{s.name}: "{s.value}"' for s in CommandState)
     final = ", ".join(f'"{s.value}"' for s in CommandState if s in FINAL_COMMAND_STATES)
+    outcomes = ", ".join(f'{s.name}: "{COMMAND_OUTCOMES[s]}"' for s in CommandState if s in COMMAND_OUTCOMES)
     alarm_states = ", ".join(f'{s.name}: "{s.value}"' for s in AlarmState)
     severities = ", ".join(f'"{s}"' for s in SEVERITIES)
     return (
@@ -139,6 +152,7 @@ def javascript() -> str:
         f"export const QUALITY_LABELS = Object.freeze([{labels}]);\n"
         f"export const COMMAND_STATES = Object.freeze({{ {states} }});\n"
         f"export const FINAL_COMMAND_STATES = Object.freeze(new Set([{final}]));\n"
+        f"export const COMMAND_OUTCOMES = Object.freeze({{ {outcomes} }});\n"
         f"export const ALARM_STATES = Object.freeze({{ {alarm_states} }});\n"
         f"export const SEVERITIES = Object.freeze([{severities}]);\n"
         f"export const ALARM_SEVERITY_SHIFT = {ALARM_SEVERITY_SHIFT};\n"

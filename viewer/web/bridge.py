@@ -104,6 +104,7 @@ class _Client:
     last_send: float = 0.0  # when send_tokens was last refilled
     send_tokens: float = 1.0
     outbox: deque = field(default_factory=lambda: deque(maxlen=OUTBOX_LIMIT))
+    past: bool = False  # showing a past instant: no live deltas until it asks for live again
     poke: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -157,7 +158,9 @@ class WebBridge:
         self.site_name = site_name
         self.compression = compression
         self.stats = BridgeStats()
+        self.metrics: Callable[[], str] | None = None  # Prometheus text for /metrics (set by the server)
         self.commands: Inbox[CommandRequest] = Inbox(maxlen=1024)
+        self.time_requests: Inbox[tuple[int, Any]] = Inbox(maxlen=1024)  # (client, seek/live message)
         self.alarm_actions: Inbox[AlarmRequest] = Inbox(maxlen=1024)
         self._alarms_snapshot: str | None = None  # the latest "alarms" snapshot, sent to each page that connects
 
@@ -285,6 +288,9 @@ class WebBridge:
             self._recent_commands.append(text)
         self._call_soon(self._queue_all, text)
 
+    def publish_status(self, status: Mapping[str, Any]) -> None:
+        """Tell every page how the twin is doing: points by quality, links, counted errors."""
+        self._call_soon(self._queue_all, dumps({"type": "status", **status}))
     def publish_alarms(self, snapshot: Mapping[str, Any], changes: Mapping[str, Any] | None = None) -> None:
         """Keep the alarm list's snapshot for pages that connect later; send `changes` to every page now.
 
@@ -303,6 +309,33 @@ class WebBridge:
     def send_to(self, client: int, message: Mapping[str, Any]) -> None:
         """Send one control message to one page (thread-safe; dropped if it has gone)."""
         self._call_soon(self._queue_one, client, dumps(message))
+
+    def show_past(self, client_id: int, message: str) -> None:
+        """Send one page the twin at a past instant and hold its live deltas (thread-safe)."""
+
+        def go() -> None:
+            client = self._clients.get(client_id)
+            if client is not None:
+                client.past = True
+                client.outbox.append(message)
+                client.poke.set()
+
+        self._call_soon(go)
+
+    def show_live(self, client_id: int) -> None:
+        """Back to live for one page: a fresh snapshot, then deltas again (thread-safe)."""
+
+        def go() -> None:
+            client = self._clients.get(client_id)
+            if client is not None:
+                client.past = False
+                client.sent = -1  # the next message is a whole snapshot of the present
+                client.poke.set()
+
+        self._call_soon(go)
+
+    def take_time_requests(self) -> list[tuple[int, Any]]:
+        return self.time_requests.drain()
 
     def take_commands(self) -> list[CommandRequest]:
         """Commands pages asked for since the last call (update loop thread)."""
@@ -343,7 +376,9 @@ class WebBridge:
             client.poke.set()
 
     def _pull(self, client: _Client) -> bytes | None:
-        """The message that brings this client up to date, or None when it is."""
+        """The message that brings this client up to date, or None when it is (or shows the past)."""
+        if client.past:
+            return None
         with self._lock:
             seq = self._seq
             if client.sent >= seq:
@@ -496,6 +531,8 @@ class WebBridge:
             client.poke.set()
         elif msg.type == "auth":
             self._auth(client, msg.token, first, msg.ref)
+        elif msg.type in ("seek", "live"):
+            self.time_requests.put((client.id, msg))  # answered on the runtime's thread (the history store)
         elif msg.type == "alarm_action":
             self.alarm_actions.put(AlarmRequest(client.id, client.principal, msg.action, msg.alarm, msg.seconds,
                                                 msg.reason, msg.ref))  # fmt: skip
@@ -559,6 +596,11 @@ class WebBridge:
                 return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
             return None
         self.stats.http_requests += 1
+        if path == "/metrics" and self.metrics is not None:
+            text = self.metrics().encode()
+            headers = Headers([("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+                               ("Content-Length", str(len(text))), ("Cache-Control", "no-store"), ("Connection", "close")])
+            return Response(200, "OK", headers, text)
         name = path.lstrip("/") or "index.html"
         entry = self.files.get(name)
         if entry is None or "\\" in name or ".." in name.split("/"):

@@ -18,7 +18,7 @@ MAX_NAME_CHARS = 200
 MAX_ARGS = 32
 MAX_ARG_TEXT = 1000
 MAX_REF_CHARS = 64
-CLIENT_TYPES = ("auth", "command", "ping", "alarm_action")
+CLIENT_TYPES = ("auth", "command", "ping", "seek", "live", "alarm_action")
 ALARM_ACTIONS = ("ack", "shelve", "unshelve")
 MAX_REASON_CHARS = 500
 
@@ -81,6 +81,7 @@ class ClientMessage:
     args: dict | None = None
     confirmed: bool = False
     ref: str | int | None = None
+    t: float | None = None  # seek: the instant to show, epoch seconds
     alarm: str = ""  # alarm_action: the alarm id (DEVICE/NAME)
     action: str = ""  # alarm_action: ack | shelve | unshelve
     seconds: float = 0.0  # alarm_action shelve: for how long
@@ -139,6 +140,13 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
         return ClientMessage("ping", ref=ref)
     if kind == "auth":
         return ClientMessage("auth", token=_text(msg, "token", MAX_TOKEN_CHARS), ref=ref)
+    if kind == "live":
+        return ClientMessage("live", ref=ref)
+    if kind == "seek":
+        t = msg.get("t")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            raise BadMessage("bad_field", "'t' must be a time in epoch seconds")
+        return ClientMessage("seek", t=float(t), ref=ref)
     if kind == "alarm_action":
         return _alarm_action(msg, ref)
     args = msg.get("args", {})

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from twinview.site import LoadedSite
-
-from .assets import STATIC_DIR, page_files, three_files, three_root, THREE_URL
 from twinview.twin.runtime import Driver, Runtime
 
+from .assets import STATIC_DIR, THREE_URL, page_files, three_files, three_root
 from .bridge import WebBridge
 from .export import build_gltf, glb_bytes
+from .metrics import Metrics
 from .publisher import CommandHandler, WebPublisher
 from .sitejson import GLB_NAME, site_json
 
@@ -111,6 +110,7 @@ def start_server(
 
             handle_command = ServiceCommandHandler(runtime.commands, bridge)
         publisher = WebPublisher(runtime, bridge, handle_command, rate=max_rate)
+        bridge.metrics = Metrics(runtime, bridge)
         publisher.publish_all()
         driver = Driver(runtime, rate, before_step=publisher.before_step).start()
     except BaseException:

@@ -14,6 +14,7 @@ import { LabelSprite } from './labels.js';
 import { DeviceVisual, FLAGS } from './looks.js';
 import { Panel3D } from './panel3d.js';
 import { SidePanel } from './sidepanel.js';
+import { Timeline } from './timeline.js';
 
 const MAX_LABELS = 400; // beyond this only selected or alarmed devices carry a label
 const BACKGROUND = new THREE.Color('#c9d3de');
@@ -21,12 +22,13 @@ const $ = (id) => document.getElementById(id);
 
 const hook = {
   ready: false, connected: false, error: null, seq: -1, snapshots: 0, deltas: 0, frames: 0, renderedSeq: -1,
-  user: null, role: null, selectedDevice: null, hoveredDevice: null, errors: [], results: [], commandStates: [],
+  user: null, role: null, mode: 'live', pastAt: null, selectedDevice: null, hoveredDevice: null, errors: [], results: [], commandStates: [],
   xr: { supported: { vr: false, ar: false }, presenting: false, mode: null, selects: 0 },
 };
 window.twinview = hook;
 
 let info = null;
+let timeline = null; // the history slider (created once the connection exists)
 let renderer, scene, camera, controls, siteRoot;
 const visuals = new Map(); // device id -> DeviceVisual
 const pickables = [];
@@ -204,6 +206,17 @@ function applyEntry(id, entry) {
   if (panel3d.device === visual) panel3d.draw();
 }
 
+/** Counted errors on the server (bad payloads, audit writes, handlers): a number in the bar, the detail on hover. */
+function showErrors(status) {
+  const box = $('errors');
+  const entries = Object.entries(status.errors || {});
+  const total = entries.reduce((n, [, v]) => n + v, 0);
+  box.hidden = total === 0;
+  box.textContent = `${total} counted error${total === 1 ? '' : 's'}`;
+  box.title = entries.map(([k, v]) => `${k.replaceAll('_', ' ')}: ${v}`).join('\n') +
+    (status.last_error ? `\nlast: ${status.last_error}` : '');
+}
+
 function onMessage(msg) {
   if (alarms.handle(msg)) { dirty = true; return; }
   switch (msg.type) {
@@ -212,6 +225,8 @@ function onMessage(msg) {
       break;
     case 'snapshot': {
       hook.snapshots += 1;
+      hook.mode = 'live';
+      if (timeline) timeline.showLive();
       const seen = new Set(Object.keys(msg.devices));
       for (const [id, visual] of visuals) if (!seen.has(id) && visual.entry) applyEntry(id, null);
       for (const [id, entry] of Object.entries(msg.devices)) applyEntry(id, entry);
@@ -233,6 +248,19 @@ function onMessage(msg) {
       alarms.refresh();
       toast(`logged in as ${msg.user} (${msg.role})`);
       break;
+    case 'status':
+      hook.status = msg;
+      showErrors(msg);
+      if (timeline) timeline.status(msg.history);
+      break;
+    case 'past': {
+      hook.mode = 'past';
+      hook.pastAt = msg.at;
+      for (const [id, entry] of Object.entries(msg.devices)) applyEntry(id, entry);
+      if (timeline) timeline.showPast(msg);
+      dirty = true;
+      break;
+    }
     case 'command_queued':
       break;
     case 'command_result':
@@ -268,6 +296,12 @@ function showCommandState(s) {
 }
 
 function sendCommand(device, command, args, confirmed) {
+  if (hook.mode === 'past') {  // the past cannot be commanded (the headset panel and the page alike)
+    const text = `${command}: not sent: showing the past; press Live first`;
+    if (panel3d.device) panel3d.setStatus(text);
+    toast(text);
+    return null;
+  }
   const ref = connection.command(device, command, args, confirmed);
   const text = ref ? `${command}: requested` : `${command}: not sent (offline)`;
   if (sidePanel && sidePanel.visual) sidePanel.addLog({ command, device, state: ref ? 'requested' : 'not sent' });
@@ -557,6 +591,9 @@ async function main() {
   }
   connection = new Connection(bridgeUrl(), { message: onMessage, status: setStatus });
   connection.token = sessionStorage.getItem('twinview-token');
+  timeline = new Timeline((msg) => connection.send(msg));
+  hook.seek = (t) => connection.send({ type: 'seek', t });
+  hook.live = () => connection.send({ type: 'live' });
   connection.open();
   hook.connection = connection;
   await setupXRButtons();

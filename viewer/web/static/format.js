@@ -28,13 +28,23 @@ export function age(ts, now = Date.now() / 1000) {
 }
 
 /** The buttons a command offers: one per enum state or bool value, else one with defaults. */
-export function commandVariants(cmd) {
+// Where an argument starts, the same rule as the desktop (twinview.twin.commands.initial_value):
+// its default; else the value its device reports now (a.from_point); else nothing: it must be entered.
+export function initialArg(a, points) {
+  if (a.default !== null && a.default !== undefined) return a.default;
+  const rec = a.from_point && points ? points[a.from_point] : null;
+  if (rec && rec.v !== null && rec.v !== undefined) return rec.v;
+  if (a.kind === 'enum') return a.states.length ? a.states[0] : null;
+  return null;
+}
+
+export function commandVariants(cmd, points = null) {
   const args = {};
+  let missing = false;
   for (const a of cmd.args) {
-    if (a.default !== null && a.default !== undefined) args[a.name] = a.default;
-    else if (a.kind === 'enum') args[a.name] = a.states[0];
-    else if (a.kind === 'bool') args[a.name] = true;
-    else args[a.name] = a.min !== null && a.min !== undefined ? a.min : 0;
+    const v = initialArg(a, points);
+    if (v === null && a.kind !== 'bool') missing = true;
+    args[a.name] = v === null && a.kind === 'bool' ? true : v;
   }
   const label = cmd.label || cmd.name;
   if (cmd.args.length === 1 && (cmd.args[0].kind === 'enum' || cmd.args[0].kind === 'bool')) {
@@ -44,6 +54,7 @@ export function commandVariants(cmd) {
       cmd, label: `${label}: ${typeof v === 'boolean' ? (v ? 'on' : 'off') : v}`, args: { [a.name]: v },
     }));
   }
+  if (missing) return [{ cmd, label: `${label} (no reported value)`, args, disabled: true }];
   const shown = cmd.args.map((a) => `${args[a.name]}`).join(', ');
   return [{ cmd, label: shown ? `${label} (${shown})` : label, args }];
 }

@@ -110,7 +110,8 @@ export class Panel3D {
     } else {
       let x = 28;
       for (const cmd of info.commands) {
-        for (const variant of commandVariants(cmd)) {
+        for (const variant of commandVariants(cmd, points)) {
+          if (variant.disabled) continue;
           ctx.font = '28px "DejaVu Sans", sans-serif';
           const w = Math.min(CW - 56, Math.max(160, ctx.measureText(variant.label).width + 40));
           if (x + w > CW - 28) { x = 28; y += 76; }

@@ -1,6 +1,6 @@
 // The desktop inspector: an HTML side panel with the selected device's live values
 // and its commands (arguments as inputs, a second click to confirm when required).
-import { age, commandStateText, formatValue } from './format.js';
+import { age, commandStateText, formatValue, initialArg } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,7 +27,7 @@ export class SidePanel {
     const info = visual.info;
     $('panel-title').textContent = info.name;
     $('panel-sub').textContent = [info.id, info.type, info.area].filter(Boolean).join(' · ');
-    this.buildCommands(info);
+    this.buildCommands(info, (visual.entry && visual.entry.points) || {});
     this.refresh();
     this.renderLog();
   }
@@ -51,7 +51,7 @@ export class SidePanel {
     }
   }
 
-  buildCommands(info) {
+  buildCommands(info, points = {}) {
     const box = $('panel-commands');
     box.replaceChildren();
     for (const cmd of info.commands) {
@@ -62,7 +62,8 @@ export class SidePanel {
         if (a.kind === 'enum') {
           input = el('select', { name: a.name });
           for (const s of a.states) input.append(el('option', { value: s }, s));
-          if (a.default !== null) input.value = a.default;
+          const start = initialArg(a, points);
+          if (start !== null) input.value = start;
         } else if (a.kind === 'bool') {
           input = el('input', { type: 'checkbox', name: a.name });
           input.checked = !!a.default;
@@ -70,7 +71,9 @@ export class SidePanel {
           input = el('input', { type: 'number', name: a.name, step: 'any' });
           if (a.min !== null) input.min = a.min;
           if (a.max !== null) input.max = a.max;
-          input.value = a.default !== null ? a.default : (a.min !== null ? a.min : 0);
+          const start = initialArg(a, points);  // the device's reported value, never a silent 0
+          input.value = start !== null ? start : '';
+          input.required = true;
         }
         input.title = a.name;
         inputs[a.name] = { input, arg: a };

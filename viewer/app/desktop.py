@@ -17,7 +17,7 @@ from twinview.scene.view import SiteView
 
 from .alarm_panel import AlarmPanel, draw_device_alarms
 from .command_panel import CommandPanel
-from .live_panels import LegendPanel, StatusPanel, draw_history
+from .live_panels import HistoryCharts, LegendPanel, StatusPanel
 from .panels import DIM, DeviceTree, Inspector
 from .timeline import Shown, Timeline
 
@@ -49,6 +49,7 @@ class DesktopApp:
         self.status = StatusPanel(live) if live is not None else None  # connections are always the live ones
         self.command_panel = CommandPanel(shown) if live is not None else None
         self.legend = LegendPanel(shown) if live is not None else None
+        self.charts = HistoryCharts()
         # alarms are the live runtime's: acknowledging and shelving act now, whatever time the scene shows
         self.alarm_panel = AlarmPanel(live, self.select_and_focus, self._sign_in) if live is not None else None
         self.frame_times: list[float] = []
@@ -177,7 +178,7 @@ class DesktopApp:
     def _inspector_extra(self, index: int) -> None:
         draw_device_alarms(self.live, index)
         self.command_panel.draw_device(index)
-        draw_history(self.live, index)
+        self.charts.draw(self.live, index)
 
     def _toolbar(self) -> None:
         w, _ = self.canvas.get_logical_size()

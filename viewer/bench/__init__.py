@@ -87,4 +87,8 @@ def run_bench(args) -> int:
             from .history import bench_history_from_env
 
             bench_history_from_env(workdir)
+        if not only or "detect" in only:
+            from .detect import bench_detect
+
+            bench_detect(workdir / "detect")
     return 0

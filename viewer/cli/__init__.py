@@ -217,18 +217,91 @@ def _open_without_desktop(args, site_dir: Path) -> int:
         _stop(live)
 
 
+def _web_tls(args, names: list[str]):
+    """The server certificate --tls asks for: the given one, else the local CA's (made once)."""
+    from twinview.security.tls import ensure_server_cert, given_cert
+
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if bool(cert) != bool(key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if cert:
+        tls = given_cert(cert, key)
+        _check_tls_context(tls)
+        return tls
+    tls = ensure_server_cert([n for n in names if n != "*"], new_ca=getattr(args, "new_ca", False))
+    if tls.ca_made:
+        print(f"made a local certificate authority: {tls.ca} (its key is readable by you only)")
+    if tls.made:
+        print(f"made a server certificate for {', '.join(tls.dns + tls.ips)}")
+    return tls
+
+
+def _check_tls_context(tls) -> None:
+    """Load the certificate as the server will, so a problem is one line now, not a traceback later."""
+    import ssl
+
+    from twinview.security.tls import TlsError
+    from twinview.web.trust import ssl_context
+
+    try:
+        ssl_context(tls)
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsError(f"cannot serve TLS with {tls.cert} and {tls.key}: {exc}") from None
+
+
+def _announce_web(server, args, tls) -> None:
+    """Where to point a headset: the address on the network, as text and as a QR code."""
+    import ipaddress
+    from twinview.security.tls import local_addresses
+
+    bridge = server.bridge
+    host = args.host
+    named = [d for d in (tls.dns if tls is not None and tls.ca is None else ()) if not d.startswith("*")]
+    if named:  # a given certificate: its name, which browsers check
+        host = named[0]
+    elif host in ("0.0.0.0", "::", ""):
+        addresses = sorted(local_addresses(), key=lambda a: ipaddress.ip_address(a).version)
+        host = addresses[0] if addresses else "127.0.0.1"
+    url = bridge.url_for(host)
+    print(f"open {url}")
+    if tls is not None and tls.ca is not None:
+        print(f"headsets trust this server once: {url}trust.html (CA SHA-256 {tls.ca_fingerprint})")
+    elif tls is not None:
+        print(f"server certificate SHA-256 {tls.fingerprint}")
+    qr = getattr(args, "qr", None)
+    if qr or (qr is None and sys.stdout.isatty()):
+        from twinview.cli.qr import qr_lines
+
+        print("\n".join(qr_lines(url, color=True)))
+    sys.stdout.flush()
+
+
 def _serve(loaded, live, args) -> int:
+    from twinview.security.tls import TlsError, machine_names
     from twinview.web.actuation import token_authenticator
     from twinview.web.assets import MissingThree
     from twinview.web.serve import serve
 
-    if args.host in ("127.0.0.1", "localhost", "::1"):
-        print("for headsets on your network: --host 0.0.0.0, behind a TLS proxy (WebXR needs https off localhost)")
+    use_tls = bool(getattr(args, "tls", False) or getattr(args, "tls_cert", None))
+    if not use_tls and args.host in ("127.0.0.1", "localhost", "::1"):
+        print("for headsets on your network: --host 0.0.0.0 --tls (WebXR needs https off localhost)")
+    elif not use_tls:
+        print("note: headsets enter VR only from https pages: add --tls")
+    names = machine_names(args.host) + [h.strip().lower() for h in getattr(args, "allow_host", None) or ()]
+    try:
+        tls = _web_tls(args, names) if use_tls else None
+    except (TlsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if tls is not None:
+        names += [*tls.dns, *tls.ips]  # a given certificate's names are served too
     try:
         return serve(
             loaded, live, host=args.host, port=args.port,
             authenticate=token_authenticator(getattr(args, "users", None)),
             allowed_origins=tuple(getattr(args, "allow_origin", None) or ()),
+            tls=tls, allowed_hosts=names,
+            on_started=lambda server: _announce_web(server, args, tls),
         )  # fmt: skip
     except MissingThree as exc:
         print(f"error: the web view needs three.js from npm: {exc}\n"
@@ -448,6 +521,17 @@ def _add_web_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", metavar="TOML", help="users file whose API tokens may actuate from the web")
     p.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                    help="another origin allowed to connect (e.g. where an export-xr bundle is hosted)")
+    p.add_argument("--allow-host", action="append", metavar="NAME",
+                   help="another host name the server answers to (e.g. a DNS alias); others are refused. "
+                        "'*' allows any (only behind a proxy that checks)")
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS and WSS (headsets need it): with --tls-cert/--tls-key, or a certificate "
+                        "from a local CA made once for this machine's names (trust it via /trust.html)")
+    p.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain) for --tls")
+    p.add_argument("--tls-key", metavar="PEM", help="its private key")
+    p.add_argument("--new-ca", action="store_true", help="with --tls: make a new local CA (headsets must trust it again)")
+    p.add_argument("--qr", action=argparse.BooleanOptionalAction, default=None,
+                   help="print the address as a QR code (default: when the output is a terminal)")
 
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
@@ -618,11 +702,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.epilog = "exit codes: 0 ok, 2 bad usage, 3 site problem, 4 a source could not be reached"
     p.set_defaults(func=cmd_state)
 
+    from twinview.cli.detect import add_parser as add_detect_parser
+
+    add_detect_parser(sub)
+
     p = sub.add_parser("bench", help="measure load, frame, memory and ingest figures; prints a table")
     p.add_argument("--devices", default="1000,20000", help="comma-separated site sizes (default 1000,20000)")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--size", type=parse_size, default=(640, 360), metavar="WxH")
-    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, alarms, web, faults")
+    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, alarms, web, faults, history, detect")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -37,7 +37,7 @@ from .events import (
 )
 from .inbox import Inbox
 from .looks import Looks
-from .samples import Event, LinkState, Sample, SampleBatch
+from .samples import Event, LinkState
 from .state import TwinState
 from .vocabulary import DeviceFlag
 
@@ -256,11 +256,12 @@ class Runtime:
             self.stats.samples_applied += state.samples - before
             if rows.size:
                 changed_points.append(rows)
-            if wants_samples:
-                applied.extend(_good_samples(state, events))
             for ev in events:
                 if type(ev) is LinkState:
                     self.events.publish(LinkChanged(now, ev.connector, ev.state, ev.detail))
+        taken = state.take_applied()
+        if taken is not None and wants_samples:
+            applied.append(taken)
         stale = state.tick(now)
         if stale.size:
             changed_points.append(stale)
@@ -391,30 +392,6 @@ class Runtime:
 
 _ALARM_BIT = np.uint32(DeviceFlag.ALARM)
 _UNACK_BIT = np.uint32(DeviceFlag.ALARM_UNACK)
-
-
-def _good_samples(state: TwinState, events: list) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(rows, values, times) of every good sample in a drained batch, for SamplesApplied."""
-    out = []
-    rows: list[int] = []
-    values: list[float] = []
-    times: list[float] = []
-    table = state.table
-    for ev in events:
-        kind = type(ev)
-        if kind is SampleBatch:
-            src = np.asarray(ev.source_ts, np.float64)
-            out.append((np.asarray(ev.points, np.int64), np.asarray(ev.values, np.float64),
-                        np.where(np.isnan(src), ev.recv_ts, src)))  # fmt: skip
-        elif kind is Sample and ev.error is None:
-            row = table.index(ev.device, ev.point)
-            if row is not None:
-                rows.append(row)
-                values.append(table.to_float(row, ev.value))
-                times.append(ev.source_ts if ev.source_ts is not None else ev.recv_ts)
-    if rows:
-        out.append((np.asarray(rows, np.int64), np.asarray(values), np.asarray(times)))
-    return out
 
 
 class _Submitted:

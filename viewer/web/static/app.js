@@ -569,10 +569,9 @@ function setupLogin() {
     const token = $('token').value.trim();
     $('token').value = '';
     form.hidden = true;
-    if (token) { sessionStorage.setItem('twinview-token', token); connection.login(token); }
+    if (token) connection.login(token); // the server keeps the session in an HttpOnly cookie
   });
   $('logout').addEventListener('click', () => {
-    sessionStorage.removeItem('twinview-token');
     form.hidden = true;
     connection.login(null);
   });
@@ -590,7 +589,6 @@ async function main() {
     throw err;
   }
   connection = new Connection(bridgeUrl(), { message: onMessage, status: setStatus });
-  connection.token = sessionStorage.getItem('twinview-token');
   timeline = new Timeline((msg) => connection.send(msg));
   hook.seek = (t) => connection.send({ type: 'seek', t });
   hook.live = () => connection.send({ type: 'live' });

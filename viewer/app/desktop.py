@@ -15,6 +15,7 @@ from imgui_bundle import imgui
 from twinview.scene.renderer import make_renderer
 from twinview.scene.view import SiteView
 
+from .alarm_panel import AlarmPanel, draw_device_alarms
 from .command_panel import CommandPanel
 from .live_panels import HistoryCharts, LegendPanel, StatusPanel
 from .panels import DIM, DeviceTree, Inspector
@@ -49,6 +50,8 @@ class DesktopApp:
         self.command_panel = CommandPanel(shown) if live is not None else None
         self.legend = LegendPanel(shown) if live is not None else None
         self.charts = HistoryCharts()
+        # alarms are the live runtime's: acknowledging and shelving act now, whatever time the scene shows
+        self.alarm_panel = AlarmPanel(live, self.select_and_focus, self._sign_in) if live is not None else None
         self.frame_times: list[float] = []
         self._down_at: tuple[float, float] | None = None
 
@@ -163,12 +166,19 @@ class DesktopApp:
         if self.timeline is not None:
             self.timeline.draw(306, h - 70, w - 306 - 376)
             self.timeline.draw_banner(w)
+        if self.alarm_panel is not None:
+            self.alarm_panel.draw(306, h - 430, min(1000.0, w - 700.0), 270)
         if self.view.hovered is not None and not imgui.get_io().want_capture_mouse:
             device = self.view.site.devices[self.view.hovered]
             state = self.live.device_summary(self.view.hovered) if self.live is not None else ""
             imgui.set_tooltip(f"{device.name}\n{device.id}" + (f"\n{state}" if state else ""))
 
+    def _sign_in(self) -> None:
+        if self.command_panel is not None:
+            self.command_panel._login_open = True
+
     def _inspector_extra(self, index: int) -> None:
+        draw_device_alarms(self.live, index)
         self.command_panel.draw_device(index)
         self.charts.draw(self.live, index)
 

@@ -68,9 +68,15 @@ def _live(loaded, args, record: bool = False):
 
 
 def cmd_check(args) -> int:
-    from twinview.site import check_site
+    from twinview.site import check_site, load_manifest
+    from twinview.twin.alarms import lint
 
     problems = check_site(args.site)
+    if not any(p.severity == "error" and "site.toml" in p.file for p in problems):
+        try:
+            problems += lint(load_manifest(args.site)[0])
+        except SiteError:
+            pass
     errors = [p for p in problems if p.severity == "error"]
     for p in problems:
         print(p)
@@ -447,6 +453,12 @@ def cmd_audit(args) -> int:
     return EXIT_OK
 
 
+def cmd_alarms(args) -> int:
+    from twinview.cli.alarms import run_alarms_cli
+
+    return run_alarms_cli(args)
+
+
 def cmd_users(args) -> int:
     import getpass
 
@@ -535,6 +547,10 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audit", metavar="JSONL", help="command audit log (default: per site under ~/.local/state/twinview)")
     p.add_argument("--store", metavar="PATH", help="history store: a folder or postgresql://... (default: per site)")
     p.add_argument("--no-record", action="store_true", help="do not record into the history store")
+    p.add_argument("--alarm-store", metavar="JSONL",
+                   help="alarm state and history journal (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--alarm-webhook", action="append", metavar="SEVERITY=URL",
+                   help="POST changes of alarms of this severity to URL (repeat for more severities)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -646,6 +662,25 @@ def build_parser() -> argparse.ArgumentParser:
     from twinview.history.cli import add_history_parser  # twinview history: recorded samples (self-contained)
 
     add_history_parser(sub)
+    p = sub.add_parser("alarms", help="list, acknowledge, shelve and report alarms",
+                       usage="twinview alarms [list|ack|shelve|unshelve|out-of-service|in-service|report] SITE [ALARM_ID] [options]")
+    p.add_argument("words", nargs="+", metavar="[ACTION] SITE [ALARM_ID]",
+                   help="list (default), ack, shelve, unshelve, out-of-service, in-service or report; the site folder; "
+                        "the alarm id (DEVICE/NAME)")
+    p.add_argument("--store", metavar="JSONL", help="alarm journal (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--active", action="store_true", help="only alarms whose condition is active")
+    p.add_argument("--all", action="store_true", help="every configured alarm, normal ones too")
+    p.add_argument("--json", action="store_true", help="one JSON object per alarm (report: one object)")
+    p.add_argument("--user", help="user name (password from $TWINVIEW_PASSWORD)")
+    p.add_argument("--token", help="API token (default $TWINVIEW_TOKEN)")
+    p.add_argument("--users", metavar="TOML", help="users file (default $TWINVIEW_USERS or ~/.config/twinview/users.toml)")
+    p.add_argument("--audit", metavar="JSONL", help="audit log (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--for", dest="duration", metavar="DURATION", help="shelve: for how long, e.g. 30m, 2h")
+    p.add_argument("--reason", help="shelve: why (required); out-of-service: why")
+    p.add_argument("--comment", help="ack: a comment for the audit log")
+    p.add_argument("--since", help="report: the period, e.g. 24h, 7d, 2026-11-01 (default 7d)")
+    p.epilog = "exit codes: 0 done, 2 bad usage, 3 site problem, 10 refused, 14 authentication failed"
+    p.set_defaults(func=cmd_alarms)
 
     p = sub.add_parser("users", help="manage the local users file (roles, passwords, API tokens)")
     p.add_argument("action", choices=("list", "add", "passwd", "role", "remove", "token"))
@@ -675,7 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", default="1000,20000", help="comma-separated site sizes (default 1000,20000)")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--size", type=parse_size, default=(640, 360), metavar="WxH")
-    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, web, faults, history, detect")
+    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, alarms, web, faults, history, detect")
     p.set_defaults(func=cmd_bench)
     return parser
 
@@ -726,6 +761,14 @@ def main(argv: list[str] | None = None) -> int:
     from twinview.cli.logs import configure
 
     configure(args.verbose, args.log_format)
+    if getattr(args, "alarm_webhook", None):
+        from twinview.connectors.webhook.alarms import parse_webhooks
+
+        try:
+            parse_webhooks(args.alarm_webhook)
+        except ValueError as exc:
+            print(f"error: --alarm-webhook: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         return args.func(args)
     except ModuleNotFoundError as exc:

@@ -14,6 +14,7 @@ import pygfx as gfx
 
 from twinview.site import LoadedSite
 
+from .alarm_badges import AreaBadges
 from .labels import LabelLayer
 from .site_geometry import MOTION_KINDS, SiteGeometry, build_site_geometry
 from .site_object import (
@@ -91,6 +92,8 @@ class SiteView:
         self.labels = LabelLayer(self.geometry.device_bounds, labelled) if labelled else None
         if self.labels is not None:
             self.scene.add(self.labels.object, self.labels.counter)
+        self.badges = AreaBadges(self.geometry.device_bounds, [d.area for d in self.site.devices], self.geometry.bounds)
+        self.scene.add(self.badges.object)
         self.camera = gfx.PerspectiveCamera(45, 16 / 9)
         self.camera.world.reference_up = (0, 1, 0)
         self.fit()
@@ -185,6 +188,7 @@ class SiteView:
         self.camera.set_view_size(*size)
         if self.labels is not None:
             self.labels.update_visible(self.camera, size, priority=self.selected)
+        self.badges.update(self.camera)
 
     def flags(self, index: int) -> int:
         return int(self.devices.data[index, 1, 0])

@@ -113,6 +113,7 @@ class Device:
     label: LabelOverlay | None = None
     commands: tuple[CommandSpec, ...] = ()
     availability_topic: str = ""
+    alarms: tuple[dict, ...] = ()  # alarm rule tables (type's, then device's); checked by twinview.twin.alarms.rules
 
     def point(self, point_id: str) -> PointSpec | None:
         return next((p for p in self.points if p.id == point_id), None)
@@ -130,6 +131,7 @@ class Site:
     camera_position: tuple[float, float, float] | None = None
     camera_target: tuple[float, float, float] | None = None
     scenery: tuple[str, ...] = ()  # glob patterns of model nodes that are scenery (with what is below them)
+    alarm_settings: dict = field(default_factory=dict)  # [site.alarms]: chatter and flood limits
 
     @property
     def manifest_path(self) -> Path:
@@ -157,6 +159,7 @@ _SITE = {
     "stale_factor": s.Field(s.positive, default=3.0),
     "camera": s.Field(s.passthrough),
     "scenery": s.Field(s.string_list, default=()),
+    "alarms": s.Field(s.passthrough),
 }
 _CAMERA = {"position": s.Field(s.vector3, required=True), "target": s.Field(s.vector3, required=True)}
 _POINT = {
@@ -218,6 +221,7 @@ _TYPE = {
     "points": s.Field(s.passthrough),
     "overlays": s.Field(s.passthrough),
     "commands": s.Field(s.passthrough),
+    "alarms": s.Field(s.passthrough),
 }
 _DEVICE = {
     "id": s.Field(s.identifier, required=True),
@@ -229,6 +233,7 @@ _DEVICE = {
     "points": s.Field(s.passthrough),
     "overlays": s.Field(s.passthrough),
     "commands": s.Field(s.passthrough),
+    "alarms": s.Field(s.passthrough),
 }
 _TOP = {
     "scenery": s.Field(s.string_list, default=()),  # also accepted in [site]; top level must precede [site]
@@ -298,6 +303,7 @@ def _parse(data: dict, root: Path, report: s.Report) -> Site | None:
             "points": s.check_list(t["points"], f"{where}.points", lambda v, w: s.check_table(v, w, _POINT, report), report),
             "overlays": s.check_list(t["overlays"], f"{where}.overlays", lambda v, w: s.check_table(v, w, _OVERLAY, report), report),
             "commands": s.check_list(t["commands"], f"{where}.commands", lambda v, w: _command(v, w, report), report),
+            "alarms": _alarm_tables(t["alarms"], f"{where}.alarms", report),
         }
 
     devices: list[Device] = []
@@ -333,6 +339,10 @@ def _parse(data: dict, root: Path, report: s.Report) -> Site | None:
         report.warning("devices", "the site has no devices: nothing in the model shows live data "
                        "(add [[devices]] entries that name model nodes)")
 
+    alarm_settings = head.get("alarms")
+    if alarm_settings is not None and not isinstance(alarm_settings, dict):
+        report.error("site.alarms", "expected a table (chatter_per_minute, flood_count, flood_window)")
+        alarm_settings = None
     if not head or head.get("model") is None:
         return None
     return Site(
@@ -346,6 +356,7 @@ def _parse(data: dict, root: Path, report: s.Report) -> Site | None:
         camera_position=camera["position"] if camera else None,
         camera_target=camera["target"] if camera else None,
         scenery=scenery,
+        alarm_settings=dict(alarm_settings or {}),
     )
 
 
@@ -376,7 +387,7 @@ def _device(d: dict, types: dict, prefix: str, where: str, report: s.Report) -> 
     if d["type"] is not None and base is None:
         report.error(f"{where}.type", f"unknown device type {type_name!r} (defined: {', '.join(sorted(types)) or 'none'})")
         base = None
-    base = base or {"label": "", "points": [], "overlays": [], "commands": []}
+    base = base or {"label": "", "points": [], "overlays": [], "commands": [], "alarms": []}
 
     points: dict[str, dict] = {p["id"]: p for p in base["points"] if p["id"]}
     for p in s.check_list(d["points"], f"{where}.points", lambda v, w: s.check_table(v, w, _POINT, report), report):
@@ -458,4 +469,15 @@ def _device(d: dict, types: dict, prefix: str, where: str, report: s.Report) -> 
         label=label,
         commands=tuple(cmds),
         availability_topic=f"{prefix}/{device_id}/availability".lstrip("/"),
+        alarms=tuple(base["alarms"]) + tuple(_alarm_tables(d["alarms"], f"{where}.alarms", report)),
     )
+
+
+def _alarm_tables(raw: Any, where: str, report: s.Report) -> list[dict]:
+    """Alarm rules as raw tables; their fields are checked by twinview.twin.alarms.rules (`twinview check`)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        report.error(where, "expected an array of tables ([[...alarms]] or alarms = [{ ... }])")
+        return []
+    return [dict(r, _where=f"{where}[{i}]") for i, r in enumerate(raw)]

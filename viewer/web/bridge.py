@@ -88,6 +88,19 @@ class CommandRequest:
     origin: str
 
 
+@dataclass(frozen=True)
+class AlarmRequest:
+    """An alarm action (ack, shelve, unshelve) a page asked for, queued for the update loop."""
+
+    client: int
+    principal: Any  # None for a read-only connection (refused and audited by the alarm engine)
+    action: str
+    alarm: str
+    seconds: float
+    reason: str
+    ref: str | int | None
+
+
 @dataclass
 class _Client:
     id: int
@@ -172,6 +185,8 @@ class WebBridge:
         self.metrics: Callable[[], str] | None = None  # Prometheus text for /metrics (set by the server)
         self.commands: Inbox[CommandRequest] = Inbox(maxlen=1024)
         self.time_requests: Inbox[tuple[int, Any]] = Inbox(maxlen=1024)  # (client, seek/live message)
+        self.alarm_actions: Inbox[AlarmRequest] = Inbox(maxlen=1024)
+        self._alarms_snapshot: str | None = None  # the latest "alarms" snapshot, sent to each page that connects
 
         self._lock = threading.Lock()
         self._fragments: list[str | None] = [None] * len(self.device_ids)
@@ -314,6 +329,20 @@ class WebBridge:
     def publish_status(self, status: Mapping[str, Any]) -> None:
         """Tell every page how the twin is doing: points by quality, links, counted errors."""
         self._call_soon(self._queue_all, dumps({"type": "status", **status}))
+    def publish_alarms(self, snapshot: Mapping[str, Any], changes: Mapping[str, Any] | None = None) -> None:
+        """Keep the alarm list's snapshot for pages that connect later; send `changes` to every page now.
+
+        Both are {"type": "alarms", "kind": "snapshot" | "changes", "alarms": [...], "floods": [...],
+        "areas": {area: active count}}; a page replaces its list with a snapshot and merges changes.
+        """
+        text = dumps(snapshot)
+        with self._lock:
+            self._alarms_snapshot = text
+        self._call_soon(self._queue_all, dumps(changes) if changes is not None else text)
+
+    def take_alarm_actions(self) -> list[AlarmRequest]:
+        """Alarm actions pages asked for since the last call (update loop thread)."""
+        return self.alarm_actions.drain()
 
     def send_to(self, client: int, message: Mapping[str, Any]) -> None:
         """Send one control message to one page (thread-safe; dropped if it has gone)."""
@@ -447,6 +476,10 @@ class WebBridge:
             await self._send(client, message)
         else:  # nothing published yet: an empty snapshot still tells the page it is in sync
             await self._send(client, devices_message("snapshot", self._seq, ()))
+        with self._lock:
+            alarms = self._alarms_snapshot
+        if alarms is not None:
+            await self._send(client, alarms)
         client.last_send = time.monotonic()
         client.send_tokens = 1.0
         stop = self._stop_event
@@ -539,6 +572,9 @@ class WebBridge:
             self._auth(client, msg.token, first, msg.ref)
         elif msg.type in ("seek", "live"):
             self.time_requests.put((client.id, msg))  # answered on the runtime's thread (the history store)
+        elif msg.type == "alarm_action":
+            self.alarm_actions.put(AlarmRequest(client.id, client.principal, msg.action, msg.alarm, msg.seconds,
+                                                msg.reason, msg.ref))  # fmt: skip
         else:
             self._command(client, msg)
 

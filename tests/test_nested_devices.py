@@ -80,3 +80,24 @@ def test_an_outer_device_left_with_nothing_of_its_own_is_a_warning(tmp_path):
         "(M1, P1, P2): this device has nothing of its own to colour, label or pick" in w for w in warnings
     ), warnings
     assert not [str(p) for p in check_site(nested_site(tmp_path / "solid")) if "nothing of its own" in p.message]
+
+
+def test_the_web_page_gets_each_nested_device_once(loaded):
+    """The GLB the page loads holds every triangle of the model once, under the device that owns it."""
+    from twinview.web.export import build_gltf
+
+    doc, _ = build_gltf(loaded)
+    by_device: dict[str, int] = {}
+    for node in doc["nodes"]:
+        device = (node.get("extras") or {}).get("device")
+        if device is None or "mesh" not in node:
+            continue
+        for prim in doc["meshes"][node["mesh"]]["primitives"]:
+            by_device[device] = by_device.get(device, 0) + doc["accessors"][prim["indices"]]["count"] // 3
+    model = loaded.model
+    owners = node_owners(loaded.site, model)
+    ids = [d.id for d in loaded.site.devices]
+    expected: dict[str, int] = {}
+    for name, i in owners.items():
+        expected[ids[i]] = expected.get(ids[i], 0) + sum(len(g.faces) for g in model.nodes[name].geometry)
+    assert by_device == {k: v for k, v in expected.items() if v}

@@ -7,6 +7,7 @@
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
+import { Alarms } from './alarms.js';
 import { Connection, bridgeUrl } from './connection.js';
 import { commandStateText } from './format.js';
 import { LabelSprite } from './labels.js';
@@ -38,6 +39,9 @@ let placePanel = false; // place the headset panel once the XR camera has a pose
 let connection = null;
 let sidePanel = null;
 const panel3d = new Panel3D();
+// The alarm list (page, headset panel, area badges): alarms.js; these few lines hook it in.
+const alarms = new Alarms({ send: (m) => (connection ? connection.send(m) : false), select: (id) => select(id), role: () => hook.role });
+hook.alarms = alarms;
 const raycaster = new THREE.Raycaster();
 let lastTime = null;
 const controllers = [];
@@ -89,6 +93,8 @@ async function loadSite() {
   const gltf = await new GLTFLoader().loadAsync(info.glb || 'site.glb');
   siteRoot.add(gltf.scene);
   bindDevices(gltf.scene);
+  alarms.attachScene(siteRoot, visuals);
+  scene.add(alarms.panel.mesh);
 
   camera = new THREE.PerspectiveCamera(45, window.innerWidth / window.innerHeight, 0.05, 5000);
   controls = new OrbitControls(camera, renderer.domElement);
@@ -212,6 +218,7 @@ function showErrors(status) {
 }
 
 function onMessage(msg) {
+  if (alarms.handle(msg)) { dirty = true; return; }
   switch (msg.type) {
     case 'hello':
       hook.hello = msg;
@@ -238,6 +245,7 @@ function onMessage(msg) {
       hook.user = msg.user;
       hook.role = msg.role;
       $('user').textContent = `${msg.user} (${msg.role})`;
+      alarms.refresh();
       toast(`logged in as ${msg.user} (${msg.role})`);
       break;
     case 'status':
@@ -377,6 +385,14 @@ function onXRSelect(event) {
   const controller = event.target;
   controller.updateMatrixWorld(true);
   raycaster.setFromXRController(controller);
+  const alarmHit = alarms.panel.mesh.visible ? raycaster.intersectObject(alarms.panel.mesh, false)[0] : null;
+  const panelHit = panel3d.mesh.visible ? raycaster.intersectObject(panel3d.mesh, false)[0] : null;
+  if (alarmHit && !(panelHit && panelHit.distance < alarmHit.distance)) {
+    hook.xr.lastButton = 'alarms';
+    alarms.panel.press(alarmHit.uv);
+    dirty = true;
+    return;
+  }
   if (panel3d.mesh.visible) {
     const hit = raycaster.intersectObject(panel3d.mesh, false)[0];
     if (hit) { onPanelButton(panel3d.hit(hit.uv)); return; }
@@ -430,6 +446,7 @@ async function enterXR(mode) {
   hook.xr.mode = mode;
   sidePanel.show(null);
   placeForXR(mode);
+  alarms.placePending = true;
   const selected = visuals.get(hook.selectedDevice);
   if (selected) { panel3d.open(selected, hook.role); placePanel = true; }
   return true;
@@ -442,6 +459,7 @@ function onXREnd() {
   siteRoot.scale.setScalar(1);
   scene.background = BACKGROUND;
   panel3d.close();
+  alarms.panel.hide();
   const selected = visuals.get(hook.selectedDevice);
   if (selected) sidePanel.show(selected);
   setTimeout(onResize, 0); // the session is still presenting during its 'end' event
@@ -474,8 +492,10 @@ function frame(time) {
     if (v.pulsing) v.refreshEmissive(time / 1000);
     if (!v.spinning && !v.pulsing) animated.delete(v);
   }
+  alarms.update(xr ? renderer.xr.getCamera() : camera, siteRoot, xr);
   renderer.render(scene, camera);
   if (xr && placePanel) { placePanel = false; panel3d.placeBefore(renderer.xr.getCamera()); }
+  if (xr && alarms.placePending) { alarms.placePending = false; alarms.panel.show(renderer.xr.getCamera()); }
   hook.frames += 1;
   hook.renderedSeq = hook.seq;
   dirty = false;
@@ -522,6 +542,10 @@ Object.assign(hook, {
       buttons: panel3d.buttons.map((b) => b.label),
     };
   },
+  alarmButtonPosition(label) {
+    const p = alarms.panel.buttonWorldPosition(label);
+    return p ? { x: p.x, y: p.y, z: p.z } : null;
+  },
   panelButtonPosition(label) {
     const p = panel3d.buttonWorldPosition(label);
     return p ? { x: p.x, y: p.y, z: p.z } : null;
@@ -545,10 +569,9 @@ function setupLogin() {
     const token = $('token').value.trim();
     $('token').value = '';
     form.hidden = true;
-    if (token) { sessionStorage.setItem('twinview-token', token); connection.login(token); }
+    if (token) connection.login(token); // the server keeps the session in an HttpOnly cookie
   });
   $('logout').addEventListener('click', () => {
-    sessionStorage.removeItem('twinview-token');
     form.hidden = true;
     connection.login(null);
   });
@@ -557,6 +580,7 @@ function setupLogin() {
 async function main() {
   sidePanel = new SidePanel((device, command, args, confirmed) => sendCommand(device, command, args, confirmed), () => select(null));
   setupLogin();
+  alarms.mountDom($('bar'));
   try {
     await loadSite();
   } catch (err) {
@@ -565,7 +589,6 @@ async function main() {
     throw err;
   }
   connection = new Connection(bridgeUrl(), { message: onMessage, status: setStatus });
-  connection.token = sessionStorage.getItem('twinview-token');
   timeline = new Timeline((msg) => connection.send(msg));
   hook.seek = (t) => connection.send({ type: 'seek', t });
   hook.live = () => connection.send({ type: 'live' });

@@ -53,6 +53,12 @@ def test_history_cli_series_and_state(tmp_path):
     state = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(state) == len(names) and all(r["t"] == t[100] for r in state)
 
+    out = _run(demo_site_path(), "--info", "--store", tmp_path / "h")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["points"] == len(names) and info["samples"] == t.size * len(names) and info["kind"] == "segments"
+    assert info["bytes"] > 0 and info["first"] < info["last"]
+
     out = _run(demo_site_path(), "--device", "no-such-device", "--store", tmp_path / "h")
     assert out.returncode == 2 and "no recorded points" in out.stderr
     store.close()

@@ -113,6 +113,7 @@ def test_postgres_round_trip_state_series_and_sharing(pg_url):
                     tt, vv, qq = want[pid]
                     assert got.t[k] == pytest.approx(tt, abs=1e-6) and got.v[k] == vv and got.q[k] == qq
             t0, t1 = batches[20][1][0], batches[60][1][0]
+            assert reader.first_time() == pytest.approx(batches[0][1][0])
             got = reader.samples(t0, t1)
             want_n = sum(int(i.size) for i, t, v, q in batches if t0 < t[0] <= t1)
             assert got[0].size == want_n and np.all(np.diff(got[1]) >= 0)

@@ -12,8 +12,9 @@ step a minute. Each candidate runs in its own writer process:
   written / received compares what the reopened store holds with what was sent.
 - bytes/sample: an hour of a 2,000-device site (about 2,600 points, each every ~10 s),
   the store's folder after a clean close over the samples in it.
-- state at T: the last value at or before T of every point (median of 3, warm).
-- 30-day chart: one point over 30 days as at most 1000 buckets (median of 3, warm).
+- state at T: the last value at or before T of every point (median of 3, warm; wall
+  clock, and CPU time, which stays meaningful when other work shares the two cores).
+- 30-day chart: one point over 30 days as at most 1000 buckets (likewise).
 - kill -9: a writer paced at 100,000 samples/s is killed with SIGKILL; the store
   is reopened and every sample acknowledged more than one second before the
   kill must be there.
@@ -190,14 +191,22 @@ def _size_parts(root: Path) -> dict:
     return {"blocks": blocks, "rollups": total - blocks - names, "names": names}
 
 
-def _median_ms(fn, runs: int = 3) -> float:
-    fn()  # warm
-    times = []
+def _median_ms(fn, runs: int = 3) -> tuple[float, float, float]:
+    """(wall ms, CPU ms, first wall ms): medians of `runs` calls after a first one, and that first one.
+
+    The first call reads the files cold (for the store; the OS may still have them cached); the
+    repeats show what a timeline scrubbing nearby instants costs. CPU time stays meaningful when
+    other work shares the cores."""
+    t0 = time.perf_counter()
+    fn()
+    first = (time.perf_counter() - t0) * 1000
+    wall, cpu = [], []
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+    return statistics.median(wall), statistics.median(cpu), first
 
 
 def _kill_test(kind: str, store: Path, data: Path, seconds: float = 4.0) -> dict:
@@ -267,8 +276,8 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
             h.close()
         passes = samples / sum(b[0].size for b in batches)
         at = start + PASS_SECONDS * passes / 2
+        state_ms, state_cpu, state_first = _median_ms(lambda: s.state_at(at))
         state = s.state_at(at)
-        state_ms = _median_ms(lambda: s.state_at(at))
         if hasattr(s, "close"):
             s.close()
         # 30-day chart: the month set
@@ -279,8 +288,8 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
         pid = int(m.ids([mnames[1]])[0])
         t1 = float(mbatches[-1][1][-1])
         t0 = t1 - 30 * 86400.0
+        chart_ms, chart_cpu, chart_first = _median_ms(lambda: m.series(pid, t0, t1, 1000))
         chart = m.series(pid, t0, t1, 1000)
-        chart_ms = _median_ms(lambda: m.series(pid, t0, t1, 1000))
         if hasattr(m, "close"):
             m.close()
         kill = _kill_test(kind, base / "kill", live)
@@ -289,7 +298,9 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
             "core_share": ing["cpu_s"] / ing["received"] * TARGETS["ingest"],
             "bytes": hst.bytes / max(hst.written, 1), "size_samples": hst.written, "size_parts": parts,
             "live_bytes": st.bytes / max(st.written, 1), "state_ms": state_ms, "state_points": len(state),
-            "chart_ms": chart_ms, "chart_buckets": len(chart), "chart_level": chart.level,
+            "state_cpu": state_cpu, "state_first": state_first, "chart_ms": chart_ms, "chart_cpu": chart_cpu,
+            "chart_first": chart_first, "chart_buckets": len(chart),
+            "chart_level": chart.level,
             "reads": ing["reads"] + kill["reads"], "read_failures": ing["read_failures"] + kill["read_failures"],
             "read_error": ing["read_error"],
             **{f"kill_{k}": v for k, v in kill.items() if not k.startswith("read")},
@@ -300,12 +311,15 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
         rows.append([
             kind + (" (default)" if kind == "segments" else ""), f"{r['rate']:,.0f}", f"{r['core_share']:.0%}",
             f"{r['written']:,} / {r['received']:,}", f"{r['bytes']:.2f}",
-            f"{r['state_ms']:.0f} ({r['state_points']:,} pts)", f"{r['chart_ms']:.1f} ({r['chart_level']})", reads,
+            f"{r['state_first']:.0f} / {r['state_ms']:.0f} (CPU {r['state_cpu']:.0f})",
+            f"{r['chart_first']:.1f} / {r['chart_ms']:.1f} (CPU {r['chart_cpu']:.1f}, {r['chart_level']})",
+            reads,
             f"{r['kill_lost']:,} of {r['kill_expected']:,}",
         ])
     print_table(
         f"History store candidates ({npoints:,} points, {samples:,} simulated samples; data prepared in {prep_s:.0f} s)",
-        ["store", "ingest samples/s", "CPU at 100k/s", "written / received", "bytes/sample", "state at T ms", "30-day chart ms",
+        ["store", "ingest samples/s", "CPU at 100k/s", "written / received", "bytes/sample",
+         f"state at T ms ({npoints:,} pts): first / again", "30-day chart ms: first / again",
          "reads by another process while writing", "lost after kill -9 (older than 1 s)"],
         rows,
     )
@@ -323,12 +337,13 @@ def bench_history(workdir: Path, devices: int = 76_000, samples: int = 2_000_000
             ("ingest >= 100,000 samples/s", seg["rate"] >= TARGETS["ingest"]),
             ("written == received", seg["written"] == seg["received"]),
             ("<= 4 bytes/sample", seg["bytes"] <= TARGETS["bytes"]),
-            ("state at T <= 100 ms", seg["state_ms"] <= TARGETS["state_ms"]),
-            ("30-day chart <= 50 ms", seg["chart_ms"] <= TARGETS["chart_ms"]),
+            ("state at T <= 100 ms", _timed_ok(seg, "state")),
+            ("30-day chart <= 50 ms", _timed_ok(seg, "chart")),
             ("nothing older than 1 s lost", seg["kill_lost"] == 0),
             ("read while writing", seg["reads"] > 0 and seg["read_failures"] == 0),
         ]
-        print("segments against the targets: " + "; ".join(f"{n}: {'yes' if ok else 'NO'}" for n, ok in checks))
+        print("segments against the targets: " + "; ".join(
+            f"{n}: {ok if isinstance(ok, str) else ('yes' if ok else 'NO')}" for n, ok in checks))
         others = [k for k in results if k != "segments"]
         for k in others:
             o = results[k]
@@ -348,6 +363,18 @@ def bench_history_from_env(workdir: Path) -> dict:
     size_devices = int(os.environ.get("TWINVIEW_BENCH_HISTORY_SIZE_DEVICES", "2000"))
     month_devices = int(os.environ.get("TWINVIEW_BENCH_HISTORY_MONTH_DEVICES", "20"))
     return bench_history(workdir, devices, samples, size_devices=size_devices, month_devices=month_devices)
+
+
+def _timed_ok(r: dict, what: str):
+    """yes when the first query's wall time meets the target; when only the CPU time of the repeats
+    does, say that the machine was busy."""
+    target = TARGETS[f"{what}_ms"]
+    if r[f"{what}_first"] <= target:
+        return True
+    if r[f"{what}_cpu"] <= target:
+        return (f"NO on the wall clock ({r[f'{what}_first']:.0f} ms first), yes in CPU time "
+                f"({r[f'{what}_cpu']:.0f} ms): cores were busy")
+    return False
 
 
 def main(argv: list[str]) -> int:

@@ -87,9 +87,16 @@ def as_batch(point_ids, t, v, quality=None):
         raise ValueError("append: point_ids, t, v and quality must be 1-D arrays of one length")
     if ids.size and ids.min() < 0:
         raise ValueError("append: point ids must be >= 0 (see Store.ids)")
-    if not np.all(np.isfinite(t)):
-        raise ValueError("append: sample times must be finite")
     return ids, t, v, q
+
+
+def without_timeless(ids, t, v, q):
+    """The batch less samples whose time is NaN or infinite (they cannot be placed in history), and how
+    many those were: one bad timestamp must not cost the rest of the batch."""
+    ok = np.isfinite(t)
+    if ok.all():
+        return ids, t, v, q, 0
+    return ids[ok], t[ok], v[ok], q[ok], int((~ok).sum())
 
 
 class LastValues:

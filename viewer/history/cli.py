@@ -2,6 +2,7 @@
 
     twinview history SITE --device P-101 [--point speed] --since 2h [--until T] [--format csv|json|parquet]
     twinview history SITE --at 2026-11-21T10:00          # every point's last value at that instant
+    twinview history SITE --info                         # what the store holds
     twinview history SITE ... --store PATH|postgresql://...
 
 It opens the store read-only, so it works while a viewer or recorder writes it.
@@ -68,6 +69,24 @@ def state_rows(store, st: State, names: dict[int, str]) -> list[dict]:
     return rows
 
 
+def store_info(store) -> dict:
+    """What a store holds: points, samples, bytes on disk, time span, retention."""
+    st = store.stats()
+    first = store.first_time()
+    latest = store.latest()
+    last = float(latest.t.max()) if len(latest) else None
+    policy = store.retention_policy
+    info = {
+        "store": str(getattr(store, "root", "") or getattr(store, "url", "")), "kind": store.kind,
+        "points": len(_names(store)), "samples": st.written, "bytes": st.bytes,
+        "bytes_per_sample": round(st.bytes / st.written, 2) if st.written else None,
+        "first": _iso(first) if first is not None else None, "last": _iso(last) if last is not None else None,
+        "retention": {"raw_days": policy.raw_days, "rollup_days": policy.rollup_days},
+    }
+    info.update({k: v for k, v in st.extra.items() if k == "blocks"})
+    return info
+
+
 def write_rows(rows: list[dict], fmt: str, out) -> None:
     if fmt == "json":  # one JSON object per line
         for r in rows:
@@ -108,6 +127,13 @@ def run_history_cli(args) -> int:
         return 2
     _ = retention  # reading only: retention is applied by the writer
     now = time.time()
+    if args.info:
+        try:
+            print(json.dumps(store_info(store), indent=2))
+        finally:
+            if hasattr(store, "close"):
+                store.close()
+        return 0
     try:
         points = select_points(store, args.device, args.point)
         if args.device and not points:
@@ -158,6 +184,7 @@ def add_history_parser(sub) -> None:
     p.add_argument("--since", default="1h", help="start: e.g. 2h, 30m, 2026-11-21T10:00 (default 1h)")
     p.add_argument("--until", help="end (default now)")
     p.add_argument("--at", help="instead of a range: every point's last value at or before this time")
+    p.add_argument("--info", action="store_true", help="what the store holds (points, samples, bytes, span, retention)")
     p.add_argument("--max-points", type=int, default=100_000,
                    help="at most this many rows per point; more become min/max/mean buckets (default 100000)")
     p.add_argument("--level", choices=("auto", "raw", "rollup"), default="auto",

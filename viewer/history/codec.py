@@ -220,6 +220,7 @@ class Block:
         self.payload = memoryview(data)[_HEAD.size + hlen :]
         self.unit = self.header["unit"]
         self.tbase = self.header["tbase"]
+        self._anchor_memo = None
 
     def _frame(self, span) -> bytes:
         off, ln = span
@@ -243,12 +244,14 @@ class Block:
         return uniq, counts, scale, ta, va, qa
 
     def anchors(self):
-        """(ids, t, v, q): the newest sample of every point in the block."""
-        parts = []
-        for info in self.header["buckets"]:
-            uniq, _, scale, ta, va, qa = self._anchors(info)
-            parts.append((uniq, int_to_time(ta, self.unit), int_to_value(va, scale), qa))
-        return _concat(parts)
+        """(ids, t, v, q): the newest sample of every point in the block (read-only arrays, kept)."""
+        if self._anchor_memo is None:
+            parts = []
+            for info in self.header["buckets"]:
+                uniq, _, scale, ta, va, qa = self._anchors(info)
+                parts.append((uniq, int_to_time(ta, self.unit), int_to_value(va, scale), qa))
+            self._anchor_memo = _readonly(_concat(parts))
+        return self._anchor_memo
 
     def decode(self, bucket: int | None = None, point: int | None = None):
         """(ids, t, v, q) of the whole block, one bucket, or one point; sorted by id, newest first."""
@@ -301,6 +304,12 @@ class Block:
             int_to_value(vi, np.repeat(sel_scale, sel_counts)),
             q,
         )
+
+
+def _readonly(cols):
+    for c in cols:
+        c.setflags(write=False)
+    return cols
 
 
 def _empty():

@@ -25,7 +25,9 @@ import math
 
 import numpy as np
 
-from .api import ROLLUP_SECONDS, Retention, State, Stats, as_batch, bin_rollups, bin_series, ids_array
+from .api import (
+    ROLLUP_SECONDS, Retention, State, Stats, as_batch, bin_rollups, bin_series, ids_array, without_timeless,
+)
 from .segments import rollup_rows
 
 RAW_SECONDS = 86400.0  # ranges up to a day are read raw; longer ones from rollups
@@ -100,6 +102,7 @@ class PostgresStore:
         self._ids: dict[str, int] = {}
         self._names: dict[int, str] = {}
         self.received = 0
+        self.rejected = 0  # samples refused for having no usable time (NaN or infinite)
         if retention is not None and not readonly:
             self.retention(retention.raw_days, retention.rollup_days)
 
@@ -140,7 +143,8 @@ class PostgresStore:
         """COPY the batch and upsert its rollups, in one transaction: all of it is recorded, or none."""
         if self.readonly:
             raise PermissionError("store is open read-only")
-        ids, t, v, q = as_batch(point_ids, t, v, quality)
+        ids, t, v, q, timeless = without_timeless(*as_batch(point_ids, t, v, quality))
+        self.rejected += timeless
         if ids.size == 0:
             return
         lines = "\n".join(
@@ -201,6 +205,13 @@ class PostgresStore:
 
     def latest(self, ids=None) -> State:
         return self.state_at(math.inf, ids)
+
+    def first_time(self) -> float | None:
+        """The time of the oldest sample still kept (None when the site has none)."""
+        row = self.db.execute(
+            "SELECT extract(epoch FROM min(s.t))::double precision FROM twinview_samples s "
+            "JOIN twinview_points p ON p.id = s.point_id WHERE p.site = %s", (self.site,)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     def samples(self, t0: float, t1: float, ids=None):
         """(ids, t, v, q) of every sample with t0 < t <= t1 (of `ids`, or all the site's points), in time order."""

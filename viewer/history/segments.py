@@ -43,13 +43,14 @@ import struct
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from . import codec
 from .api import (
-    DAY, GOOD, ROLLUP_SECONDS, LastValues, Retention, Series, State, Stats, as_batch, bin_rollups, bin_series,
+    DAY, GOOD, ROLLUP_SECONDS, LastValues, Retention, Series, State, Stats, as_batch, bin_rollups, bin_series, without_timeless,
     ids_array,
 )
 from .config import load_retention, save_retention
@@ -59,6 +60,8 @@ WAL_MAGIC = b"TVW1"
 _REC = struct.Struct("<4sIII")  # magic, n, crc32 of payload, reserved
 RAW_BLOCK_LIMIT = 64  # a series touching more blocks than this is read from rollups
 MAX_BACKLOG = 8  # sealed write-ahead files waiting for the compactor before append() waits
+BLOCK_CACHE_BYTES = 64 << 20  # compressed blocks kept in memory for repeated reads
+DECODED_CACHE = 3  # fully decoded blocks kept (about 21 MB per million samples)
 
 
 class StoreLocked(RuntimeError):
@@ -161,7 +164,12 @@ class SegmentStore:
         self._blocks: dict[int, tuple[float, float, Path]] = {}
         self._ckpts: list[tuple[int, float, Path, float]] = []
         self._local = threading.local()
+        self._cache_lock = threading.Lock()
+        self._blk_cache: OrderedDict[str, codec.Block] = OrderedDict()
+        self._blk_bytes = 0
+        self._dec_cache: OrderedDict[int, tuple] = OrderedDict()
         self.received = 0
+        self.rejected = 0  # samples refused for having no usable time (NaN or infinite)
         self._closed = False
         self._error: BaseException | None = None
         if readonly:
@@ -204,7 +212,8 @@ class SegmentStore:
             raise PermissionError("store is open read-only")
         if self._error is not None:
             raise RuntimeError("history compactor failed") from self._error
-        ids, t, v, q = as_batch(point_ids, t, v, quality)
+        ids, t, v, q, timeless = without_timeless(*as_batch(point_ids, t, v, quality))
+        self.rejected += timeless
         n = ids.size
         if n == 0:
             return
@@ -441,14 +450,21 @@ class SegmentStore:
             return
         self._scan_stamp = stamp
         blocks: dict[int, tuple[float, float, Path]] = {}
+        known = getattr(self, "_names_seen", {})  # file name -> parsed entry: a rescan parses only new files
+        seen: dict[str, tuple] = {}
         for e in os.scandir(self.block_dir) if self.block_dir.exists() else ():
             if not e.name.endswith(".tvb"):
                 continue
-            seq_s, tmin_s, tmax_s = e.name[:-4].split("-")
-            seq, tmin = int(seq_s), int(tmin_s) / 1000.0
+            entry = known.get(e.name)
+            if entry is None:
+                seq_s, tmin_s, tmax_s = e.name[:-4].split("-")
+                entry = (int(seq_s), int(tmin_s) / 1000.0, int(tmax_s) / 1000.0, Path(e.path))
+            seen[e.name] = entry
+            seq, tmin = entry[0], entry[1]
             old = blocks.get(seq)
             if old is None or tmin > old[0]:  # a retention rewrite of the same block: the newer one
-                blocks[seq] = (tmin, int(tmax_s) / 1000.0, Path(e.path))
+                blocks[seq] = entry[1:]
+        self._names_seen = seen
         by_seq: dict[int, tuple] = {}
         for e in os.scandir(self.ckpt_dir) if self.ckpt_dir.exists() else ():
             if e.name.endswith(".tvb"):
@@ -526,11 +542,43 @@ class SegmentStore:
             tail = [(s, self._sealed[s]) for s in sorted(self._sealed)] + [(self._seq, p) for p in self._pending]
             return dict(self._blocks), list(self._ckpts), tail
 
+    def _block(self, path: Path) -> codec.Block:
+        """A block file, from a small cache: scrubbing a timeline reads the same few blocks again and again."""
+        key = str(path)
+        with self._cache_lock:
+            blk = self._blk_cache.get(key)
+            if blk is not None:
+                self._blk_cache.move_to_end(key)
+                return blk
+        blk = codec.Block(path.read_bytes())
+        with self._cache_lock:
+            self._blk_cache[key] = blk
+            self._blk_bytes += len(blk.payload)
+            while self._blk_bytes > BLOCK_CACHE_BYTES and len(self._blk_cache) > 1:
+                _, old = self._blk_cache.popitem(last=False)
+                self._blk_bytes -= len(old.payload)
+                self._dec_cache.pop(id(old), None)
+        return blk
+
+    def _decoded(self, blk: codec.Block):
+        """Every sample of a block (read-only arrays), the last DECODED_CACHE decodes kept."""
+        with self._cache_lock:
+            hit = self._dec_cache.get(id(blk))
+            if hit is not None and hit[0] is blk:
+                self._dec_cache.move_to_end(id(blk))
+                return hit[1]
+        cols = codec._readonly(blk.decode())
+        with self._cache_lock:
+            self._dec_cache[id(blk)] = (blk, cols)
+            while len(self._dec_cache) > DECODED_CACHE:
+                self._dec_cache.popitem(last=False)
+        return cols
+
     def _read_block(self, blocks, seq) -> codec.Block | None:
         """Block `seq`; if retention rewrote it meanwhile, the rewritten one; None if it is gone."""
         for attempt in range(2):
             try:
-                return codec.Block(blocks[seq][2].read_bytes())
+                return self._block(blocks[seq][2])
             except FileNotFoundError:
                 if attempt:
                     return None
@@ -552,7 +600,7 @@ class SegmentStore:
         if usable:
             seq, _, path, _ = usable[-1]
             try:
-                lv.merge(*codec.Block(path.read_bytes()).anchors(), unique=True)
+                lv.merge(*self._block(path).anchors(), unique=True)
                 start = seq
             except FileNotFoundError:  # removed by retention meanwhile: read the blocks instead
                 pass
@@ -566,13 +614,20 @@ class SegmentStore:
             if tmax <= at:
                 lv.merge(*blk.anchors(), unique=True)
             else:
-                lv.merge(*_latest_sorted(*blk.decode(), at), unique=True)
+                lv.merge(*_latest_sorted(*self._decoded(blk), at), unique=True)
         for _, part in tail:
             lv.merge(*part, at=at)
         return lv.state(at, ids_array(ids))
 
     def latest(self, ids=None) -> State:
         return self.state_at(math.inf, ids)
+
+    def first_time(self) -> float | None:
+        """The time of the oldest sample still kept (None for an empty store)."""
+        blocks, ckpts, tail = self._snapshot()
+        times = [b[0] for b in blocks.values()] + [c[3] for c in ckpts]
+        times += [float(p[1].min()) for _, p in tail if p[1].size]
+        return min(times) if times else None
 
     def samples(self, t0: float, t1: float, ids=None):
         """(ids, t, v, q) of every sample with t0 < t <= t1 (of `ids`, or all points), in time order.
@@ -590,7 +645,7 @@ class SegmentStore:
                 p = int(only[0])
                 part = blk.decode(bucket=p >> codec.BUCKET_SHIFT, point=p)
             else:
-                part = blk.decode()
+                part = self._decoded(blk)
             parts.append(tuple(c[::-1] for c in part))  # oldest first within each point
         parts += [p for _, p in tail]
         pid, t, v, q = _concat(parts)

@@ -58,3 +58,43 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
             return value
         time.sleep(interval)
     return predicate()
+
+
+DEMO = HERE.parent.parent / "assets" / "demo"
+
+
+def demo_values(live, now: float | None = None, fault: str = "P-101", offline: str = "P-302") -> None:
+    """Every point of the demo plant current and in range; `fault` in fault, `offline` offline.
+
+    Values are pushed straight into the LiveSite's inbox (the same path a connector uses)."""
+    from twinview.connectors.base import Availability, Sample
+
+    now = time.time() if now is None else now
+    for d in live.site.devices:
+        for p in d.points:
+            if p.kind == "enum":
+                value = p.states[1] if len(p.states) > 1 else p.states[0]  # pumps: running
+            elif p.kind == "bool":
+                value = True
+            else:
+                lo, hi = p.alarm or p.range or (0.0, 100.0)
+                value = round(lo + (hi - lo) * 0.5, 2)
+            live.inbox.put(Sample(d.id, p.id, value, now))
+        live.inbox.put(Availability(d.id, True, now))
+    if fault:
+        live.inbox.put(Sample(fault, "state", "fault", now))
+        live.inbox.put(Sample(fault, "speed", 0.0, now))
+    if offline:
+        live.inbox.put(Availability(offline, False, now))
+
+
+def slow_periods(site_dir: Path, out: Path) -> Path:
+    """A copy of a site whose points have 30-minute periods: nothing turns stale during a slow test."""
+    import re
+    import shutil
+
+    shutil.copytree(site_dir, out)
+    manifest = out / "site.toml"
+    text = manifest.read_text(encoding="utf-8")
+    manifest.write_text(re.sub(r"(?m)^period = [0-9.]+$", "period = 1800", text), encoding="utf-8")
+    return out

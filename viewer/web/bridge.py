@@ -59,8 +59,10 @@ RATE_BURST, RATE_PER_S = 40.0, 20.0  # incoming messages per client
 SEND_BURST = 2.0  # state messages a client may get back to back (on average max_rate per second)
 OUTBOX_LIMIT = 256  # control messages (command states, errors) waiting for one client
 RECENT_COMMANDS = 50
+HISTORY_MAX_SAMPLES = 2000  # a history answer carries at most this many (the newest)
 
 Authenticator = Callable[[str], Any]  # token -> principal with .role (and .name), or None
+HistoryProvider = Callable[[str, str], tuple]  # (device, point) -> (times, values), oldest first
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,8 @@ class WebBridge:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._csp = _content_security_policy(self.files.get("index.html"))
+        # (device, point) -> (times, values): answers pages' history requests (trend charts)
+        self.history_provider: HistoryProvider | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -476,6 +480,8 @@ class WebBridge:
             client.poke.set()
         elif msg.type == "auth":
             self._auth(client, msg.token, first, msg.ref)
+        elif msg.type == "history":
+            self._history(client, msg)
         else:
             self._command(client, msg)
 
@@ -498,6 +504,30 @@ class WebBridge:
         client.principal = principal
         self.stats.auth_ok += 1
         reply = {"type": "auth_ok", "user": _principal_name(principal), "role": getattr(principal, "role", ""), "ref": ref}
+        client.outbox.append(dumps(reply))
+        client.poke.set()
+
+    def _history(self, client: _Client, msg: Any) -> None:
+        """Answer a trend chart's request with the point's recent history (read-only)."""
+        if msg.device not in self._index:
+            self._refuse(client, "unknown_device", f"no device {msg.device[:60]!r} in this site", msg.ref)
+            return
+        times: list = []
+        values: list = []
+        provider = self.history_provider
+        if provider is not None:
+            try:
+                t, v = provider(msg.device, msg.point)
+            except KeyError:
+                self._refuse(client, "bad_field", f"no point {msg.point[:60]!r} on {msg.device[:60]!r}", msg.ref)
+                return
+            except Exception:  # a provider error costs this answer, never the connection
+                log.exception("history provider failed")
+                t, v = (), ()
+            times = [_round_time(x) for x in list(t)[-HISTORY_MAX_SAMPLES:]]
+            values = [_finite_or_none(x) for x in list(v)[-HISTORY_MAX_SAMPLES:]]
+        reply = {"type": "history", "ref": msg.ref, "device": msg.device, "point": msg.point, "now": time.time(),
+                 "t": times, "v": values}  # fmt: skip
         client.outbox.append(dumps(reply))
         client.poke.set()
 
@@ -555,6 +585,19 @@ class WebBridge:
         if name.endswith(".html") and self._csp:
             headers["Content-Security-Policy"] = self._csp
         return Response(200, "OK", headers, body)
+
+
+def _round_time(t: Any) -> float | None:
+    f = _finite_or_none(t)
+    return None if f is None else round(f, 3)
+
+
+def _finite_or_none(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
 
 
 def _principal_name(principal: Any) -> str:

@@ -18,7 +18,7 @@ MAX_NAME_CHARS = 200
 MAX_ARGS = 32
 MAX_ARG_TEXT = 1000
 MAX_REF_CHARS = 64
-CLIENT_TYPES = ("auth", "command", "ping")
+CLIENT_TYPES = ("auth", "command", "ping", "history")
 
 
 def _clean(value: Any) -> Any:
@@ -79,6 +79,7 @@ class ClientMessage:
     args: dict | None = None
     confirmed: bool = False
     ref: str | int | None = None
+    point: str = ""
 
 
 def _refuse_constant(name: str) -> Any:
@@ -133,6 +134,10 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
         return ClientMessage("ping", ref=ref)
     if kind == "auth":
         return ClientMessage("auth", token=_text(msg, "token", MAX_TOKEN_CHARS), ref=ref)
+    if kind == "history":
+        return ClientMessage(
+            "history", device=_text(msg, "device", MAX_NAME_CHARS), point=_text(msg, "point", MAX_NAME_CHARS), ref=ref
+        )
     args = msg.get("args", {})
     if args is None:
         args = {}

@@ -167,6 +167,19 @@ class HeadlessLoop:
             self._thread = None
 
 
+def twin_history(live: Any) -> Callable[[str, str], tuple]:
+    """(device, point) -> (times, values) from the twin's in-memory history, for trend charts.
+
+    Called on the bridge's thread: History.arrays() copies, so at worst the newest
+    sample of a point being written at that instant is missing or repeated.
+    """
+
+    def history(device: str, point: str) -> tuple:
+        return live.twin.history(device, point)
+
+    return history
+
+
 def _index_or_none(twin: Any) -> Callable[[Any], int | None]:
     def index(device: Any) -> int | None:
         try:
@@ -220,7 +233,9 @@ def start_server(
     an export-xr bundle is hosted); the page's own origin always is.
     handle_command: a custom handler instead of the service (tests).
     """
-    bridge = make_bridge(loaded, host, port, authenticate, allowed_origins, max_rate=max_rate).start()
+    bridge = make_bridge(loaded, host, port, authenticate, allowed_origins, max_rate=max_rate)
+    bridge.history_provider = twin_history(live)
+    bridge.start()
     try:
         if handle_command is None and commands is not None:
             from .actuation import ServiceCommandHandler

@@ -9,6 +9,8 @@ export function bridgeUrl(loc = window.location) {
   return (loc.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + loc.host + '/ws';
 }
 
+const SILENT_MS = 3500;
+
 export class Connection {
   constructor(url, handlers) {
     this.url = url;
@@ -20,6 +22,25 @@ export class Connection {
     this.closedByUs = false;
     this.received = 0;
     this.refs = 0;
+    this.lastMessage = 0;
+    // Heartbeat: a quiet link is pinged every second; one silent for SILENT_MS is
+    // treated as lost (a server that hangs or a network that drops sends no close).
+    setInterval(() => this.heartbeat(), 1000);
+  }
+
+  heartbeat() {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const quiet = Date.now() - this.lastMessage;
+    if (quiet > SILENT_MS) {
+      this.ws = null;
+      this.connected = false;
+      try { ws.close(4000, 'no answer'); } catch (err) { /* already closing */ }
+      this.handlers.status(false, 'the server stopped answering');
+      setTimeout(() => { if (!this.closedByUs && this.ws === null) this.open(); }, 250);
+    } else if (quiet > 900) {
+      this.send({ type: 'ping', ref: 'hb' });
+    }
   }
 
   open() {
@@ -36,12 +57,14 @@ export class Connection {
       if (ws !== this.ws) return;
       this.connected = true;
       this.retry = 500;
+      this.lastMessage = Date.now();
       if (this.token) ws.send(JSON.stringify({ type: 'auth', token: this.token }));
       this.handlers.status(true, '');
     });
     ws.addEventListener('message', (event) => {
       if (ws !== this.ws) return;
       this.received += 1;
+      this.lastMessage = Date.now();
       let msg;
       try {
         msg = JSON.parse(event.data);
@@ -57,7 +80,7 @@ export class Connection {
       this.handlers.status(false, event.reason || `closed (${event.code})`);
       if (!this.closedByUs) {
         setTimeout(() => { if (!this.closedByUs && this.ws === ws) this.open(); }, this.retry);
-        this.retry = Math.min(this.retry * 2, 5000);
+        this.retry = Math.min(this.retry * 2, 2000);
       }
     });
   }

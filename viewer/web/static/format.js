@@ -27,25 +27,48 @@ export function age(ts, now = Date.now() / 1000) {
   return `${(s / 3600).toFixed(1)} h ago`;
 }
 
-/** The buttons a command offers: one per enum state or bool value, else one with defaults. */
-export function commandVariants(cmd) {
+/** The buttons a command offers in the headset: one per enum state or bool value; a
+ *  number argument starts at the current value of the point of the same name and offers
+ *  steps of a tenth of its range down and up (clamped), each asking to confirm. */
+export function commandVariants(cmd, info = null, entry = null) {
   const args = {};
+  const points = (entry && entry.points) || {};
+  let numeric = null;
   for (const a of cmd.args) {
-    if (a.default !== null && a.default !== undefined) args[a.name] = a.default;
+    const point = info ? info.points.find((p) => p.id === a.name) : null;
+    const current = point && points[point.id] ? points[point.id].v : null;
+    if (a.kind === 'number' && typeof current === 'number') { args[a.name] = current; numeric = { a, point, current }; } else if (a.default !== null && a.default !== undefined) args[a.name] = a.default;
     else if (a.kind === 'enum') args[a.name] = a.states[0];
     else if (a.kind === 'bool') args[a.name] = true;
     else args[a.name] = a.min !== null && a.min !== undefined ? a.min : 0;
+    if (a.kind === 'number' && !numeric) numeric = { a, point, current: null };
   }
   const label = cmd.label || cmd.name;
   if (cmd.args.length === 1 && (cmd.args[0].kind === 'enum' || cmd.args[0].kind === 'bool')) {
     const a = cmd.args[0];
     const values = a.kind === 'enum' ? a.states : [true, false];
     return values.map((v) => ({
-      cmd, label: `${label}: ${typeof v === 'boolean' ? (v ? 'on' : 'off') : v}`, args: { [a.name]: v },
+      cmd, confirm: cmd.confirm, label: `${label}: ${typeof v === 'boolean' ? (v ? 'on' : 'off') : v}`, args: { [a.name]: v },
     }));
   }
+  if (numeric && cmd.args.length === 1) {
+    const { a, point } = numeric;
+    const unit = point && point.unit ? ` ${point.unit}` : '';
+    if (numeric.current === null) return [{ cmd, label: `${label}: no current value`, args: null, disabled: true }];
+    const lo = a.min ?? -Infinity;
+    const hi = a.max ?? Infinity;
+    const span = Number.isFinite(hi - lo) ? hi - lo : Math.max(Math.abs(numeric.current), 1);
+    const step = span / 10;
+    const out = [];
+    for (const k of [-1, 1]) {
+      const v = Math.round(Math.min(hi, Math.max(lo, numeric.current + k * step)) * 100) / 100;
+      if (v === Math.round(numeric.current * 100) / 100) continue;
+      out.push({ cmd, confirm: true, label: `${label} ${k < 0 ? '−' : '+'} → ${formatNumber(v)}${unit}`, args: { [a.name]: v } });
+    }
+    return out;
+  }
   const shown = cmd.args.map((a) => `${args[a.name]}`).join(', ');
-  return [{ cmd, label: shown ? `${label} (${shown})` : label, args }];
+  return [{ cmd, confirm: cmd.confirm || cmd.args.length > 0, label: shown ? `${label} (${shown})` : label, args }];
 }
 
 export const ROLE_RANK = { viewer: 0, operator: 1, admin: 2 };

@@ -7,7 +7,8 @@ import * as THREE from 'three';
 export const FLAGS = { SELECTED: 1, HOVERED: 2, STALE: 4, BAD: 8, ALARM: 16, OFFLINE: 32, PENDING: 64 };
 
 const GREY = new THREE.Color(0.55, 0.55, 0.55);
-const OFFLINE = new THREE.Color().setRGB(0.3, 0.3, 0.32, THREE.SRGBColorSpace);
+const OFFLINE = new THREE.Color().setRGB(0.2, 0.22, 0.25, THREE.SRGBColorSpace);
+const OFFLINE_OPACITY = 0.45; // offline is dark and see-through: never mistaken for a stopped (grey) device
 const EMISSIVE = {
   selected: new THREE.Color(1.0, 0.55, 0.0),
   hovered: new THREE.Color(0.35, 0.35, 0.35),
@@ -53,10 +54,13 @@ export class DeviceVisual {
     this.box.applyMatrix4(inv);
   }
 
-  /** Apply one device entry from a snapshot or delta (null: back to the model's look). */
-  apply(entry) {
+  /** Apply one device entry from a snapshot or delta (null: back to the model's look).
+   *  connected false: the page has lost the server, so the values are stale whatever they say. */
+  apply(entry, connected = true) {
     this.entry = entry;
-    const flags = entry ? entry.flags : FLAGS.STALE;
+    this.connected = connected;
+    let flags = entry ? entry.flags : FLAGS.STALE;
+    if (!connected) flags |= FLAGS.STALE;
     const m = this.material;
     const rgba = entry && entry.rgba && entry.rgba[3] > 0 ? entry.rgba : null;
     if (flags & FLAGS.OFFLINE) {
@@ -69,7 +73,12 @@ export class DeviceVisual {
       this.setPaint(null);
       if (flags & FLAGS.STALE) m.color.setRGB(0.8, 0.8, 0.8);
     }
-    this.applyMotion(entry ? entry.motion : []);
+    const offline = !!(flags & FLAGS.OFFLINE);
+    if (m.transparent !== offline) { m.transparent = offline; m.needsUpdate = true; }
+    m.opacity = offline ? OFFLINE_OPACITY : 1;
+    m.depthWrite = !offline;
+    // frozen values do not move: a part spinning on a value we cannot vouch for would lie
+    this.applyMotion(entry && connected && !(flags & FLAGS.OFFLINE) ? entry.motion : null);
     this.refreshEmissive(0);
   }
 
@@ -86,6 +95,7 @@ export class DeviceVisual {
   }
 
   applyMotion(targets) {
+    if (targets === null) { for (const part of this.parts.values()) part.rate = 0; return; }
     for (const [index, part] of this.parts) {
       const target = targets && index < targets.length ? targets[index] : null;
       if (target === null || target === undefined) continue; // hold the last good value

@@ -98,3 +98,80 @@ def slow_periods(site_dir: Path, out: Path) -> Path:
     text = manifest.read_text(encoding="utf-8")
     manifest.write_text(re.sub(r"(?m)^period = [0-9.]+$", "period = 1800", text), encoding="utf-8")
     return out
+
+
+class DemoRig:
+    """The demo plant served live: a real LiveSite, bridge and command service.
+
+    Values come from demo_values() (P-101 in fault, P-302 offline); with a broker,
+    commands go out over real MQTT (MqttCommandTransport) and are audited; users
+    olga and piotr are operators, victor a viewer (tokens in .tokens).
+    """
+
+    def __init__(self, tmp: Path, broker=None, values: bool = True):
+        from twinview.app.live import LiveSite
+        from twinview.site import open_site
+        from twinview.twin.auth import add_user, issue_token
+        from twinview.web.actuation import token_authenticator
+        from twinview.web.serve import start_server
+
+        self.tmp = tmp
+        self.cleanup = []
+        self.loaded = open_site(slow_periods(DEMO, tmp / "demo"))
+        self.live = LiveSite(self.loaded)
+        users = tmp / "users.toml"
+        add_user("olga", "operator", path=users)
+        add_user("piotr", "operator", path=users)
+        add_user("victor", "viewer", path=users)
+        self.tokens = {name: issue_token(name, path=users) for name in ("olga", "piotr", "victor")}
+        self.audit = tmp / "audit.jsonl"
+        self.service = None
+        self.transport = None
+        if broker is not None:
+            from twinview.connectors.mqtt_commands import MqttCommandTransport
+            from twinview.twin.commands import CommandService, TwinStateReader
+
+            self.transport = MqttCommandTransport(broker.url, self.loaded.site.topic_prefix).start()
+            self.cleanup.append(self.transport.stop)
+            assert self.transport.wait_ready(10)
+            self.service = CommandService(self.loaded.site, TwinStateReader(self.live.twin), self.transport, self.audit)
+            self.cleanup.append(self.service.close)
+        self.authenticate = token_authenticator(users)
+        self.port = 0
+        self.server = start_server(self.loaded, self.live, port=0, authenticate=self.authenticate, commands=self.service)
+        self.port = self.server.bridge.port
+        if values:
+            demo_values(self.live)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def restart(self) -> None:
+        """Start the server again on the same port (after stop_server)."""
+        from twinview.app.live import LiveSite
+        from twinview.web.serve import start_server
+
+        self.live = LiveSite(self.loaded)
+        self.server = start_server(self.loaded, self.live, port=self.port, authenticate=self.authenticate, commands=None)
+        demo_values(self.live)
+
+    def stop_server(self) -> None:
+        self.server.stop()
+
+    def close(self) -> None:
+        try:
+            self.server.stop()
+        except Exception:
+            pass
+        for fn in reversed(self.cleanup):
+            try:
+                fn()
+            except Exception:
+                pass
+
+
+def open_page(browser, rig) -> None:
+    """Open the rig's page and wait until it is live with the demo values (P-101 fault, P-302 offline)."""
+    browser.goto(rig.url)
+    browser.wait("() => twinview.live && twinview.counts.alarm === 1 && twinview.counts.offline === 1", timeout=40)

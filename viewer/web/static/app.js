@@ -447,13 +447,45 @@ function hover(id, event) {
   tip.style.top = `${y}px`;
 }
 
+/**
+ * The device the ray points at. The nearest surface hit, unless the ray passes close to
+ * the centre of a device's box before that (a device's centre is often empty space
+ * between its parts, and aiming there must not select the device behind it).
+ */
 function pickFromRay() {
   const hits = raycaster.intersectObjects(pickables, false);
+  let best = null;
+  let bestDistance = Infinity;
   for (const hit of hits) {
     const v = hit.object.userData.visual;
-    if (v && hit.object.visible) return v.id;
+    if (v && hit.object.visible) { best = v.id; bestDistance = hit.distance; break; }
   }
-  return null;
+  const ray = raycaster.ray;
+  const box = new THREE.Box3();
+  const centre = new THREE.Vector3();
+  const size = new THREE.Vector3();
+  const enter = new THREE.Vector3();
+  let aimed = null;
+  let aimedScore = Infinity;
+  for (const v of visuals.values()) {
+    box.copy(v.box).applyMatrix4(siteRoot.matrixWorld);
+    if (!ray.intersectBox(box, enter)) continue;
+    const t = enter.distanceTo(ray.origin);
+    if (t > bestDistance) continue;
+    box.getCenter(centre);
+    const half = box.getSize(size).length() / 2;
+    const off = ray.distanceToPoint(centre) / Math.max(half, 1e-6);
+    if (off < 0.3 && off < aimedScore) { aimed = v.id; aimedScore = off; }
+  }
+  return aimed || best;
+}
+
+/** The device under a page position (CSS pixels), or null. */
+function pickAt(x, y) {
+  const rect = renderer.domElement.getBoundingClientRect();
+  const ndc = new THREE.Vector2(((x - rect.left) / rect.width) * 2 - 1, -((y - rect.top) / rect.height) * 2 + 1);
+  raycaster.setFromCamera(ndc, camera);
+  return pickFromRay();
 }
 
 function setupPointer() {
@@ -461,12 +493,7 @@ function setupPointer() {
   const ndc = new THREE.Vector2();
   let down = null;
   let pendingMove = null;
-  const pick = (event) => {
-    const rect = el.getBoundingClientRect();
-    ndc.set(((event.clientX - rect.left) / rect.width) * 2 - 1, -((event.clientY - rect.top) / rect.height) * 2 + 1);
-    raycaster.setFromCamera(ndc, camera);
-    return pickFromRay();
-  };
+  const pick = (event) => pickAt(event.clientX, event.clientY);
   el.addEventListener('pointermove', (e) => {
     if (renderer.xr.isPresenting || down || e.pointerType === 'touch') return;
     if (!pendingMove) requestAnimationFrame(() => { const m = pendingMove; pendingMove = null; if (m) hover(pick(m), m); });
@@ -599,6 +626,14 @@ Object.assign(hook, {
     const rect = renderer.domElement.getBoundingClientRect();
     return { x: rect.left + ((p.x + 1) / 2) * rect.width, y: rect.top + ((1 - p.y) / 2) * rect.height };
   },
+  /** CSS pixel position (page coordinates) of the centre of a device's box. */
+  centrePosition(id) {
+    const v = visuals.get(id);
+    if (!v) return null;
+    const p = v.box.getCenter(new THREE.Vector3()).applyMatrix4(siteRoot.matrixWorld).project(camera);
+    const rect = renderer.domElement.getBoundingClientRect();
+    return { x: rect.left + ((p.x + 1) / 2) * rect.width, y: rect.top + ((1 - p.y) / 2) * rect.height };
+  },
   /** Page rectangle of the 3D view. */
   viewRect() {
     const r = renderer.domElement.getBoundingClientRect();
@@ -611,6 +646,7 @@ Object.assign(hook, {
     const p = v.box.getCenter(new THREE.Vector3()).applyMatrix4(siteRoot.matrixWorld);
     return { x: p.x, y: p.y, z: p.z };
   },
+  pickAt: (x, y) => pickAt(x, y),
   cameraState() {
     return { position: camera.position.toArray(), target: controls.target.toArray(), moving: mover.moving };
   },

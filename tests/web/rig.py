@@ -96,7 +96,7 @@ def slow_periods(site_dir: Path, out: Path) -> Path:
     shutil.copytree(site_dir, out)
     manifest = out / "site.toml"
     text = manifest.read_text(encoding="utf-8")
-    manifest.write_text(re.sub(r"(?m)^period = [0-9.]+$", "period = 1800", text), encoding="utf-8")
+    manifest.write_text(re.sub(r"\bperiod = [0-9.]+", "period = 1800", text), encoding="utf-8")
     return out
 
 

@@ -242,6 +242,7 @@ function updateLabel(visual, kinds) {
     else if (main === 'alarm') text = hasValue && entry && entry.label ? `${entry.label} · ALARM` : 'ALARM';
     else if (main === 'bad') text = hasValue && entry && entry.label ? `${entry.label} · BAD` : 'BAD VALUE';
     else text = entry && entry.label ? entry.label : (hasValue ? '—' : '');
+    if (!hook.live && text && !text.includes('stale')) text += ' (stale)';
   }
   let label = labels.get(visual.id);
   if (!show && !label) return;

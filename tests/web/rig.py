@@ -88,15 +88,17 @@ def demo_values(live, now: float | None = None, fault: str = "P-101", offline: s
         live.inbox.put(Availability(offline, False, now))
 
 
-def slow_periods(site_dir: Path, out: Path) -> Path:
-    """A copy of a site whose points have 30-minute periods: nothing turns stale during a slow test."""
+def slow_periods(site_dir: Path, out: Path, period: float = 1800) -> Path:
+    """A copy of a site whose points have 30-minute periods: nothing turns stale during a slow test.
+
+    (The twin keeps about history_seconds / period samples per point: a trend test wants shorter periods.)"""
     import re
     import shutil
 
     shutil.copytree(site_dir, out)
     manifest = out / "site.toml"
     text = manifest.read_text(encoding="utf-8")
-    manifest.write_text(re.sub(r"\bperiod = [0-9.]+", "period = 1800", text), encoding="utf-8")
+    manifest.write_text(re.sub(r"\bperiod = [0-9.]+", f"period = {period:g}", text), encoding="utf-8")
     return out
 
 
@@ -108,7 +110,7 @@ class DemoRig:
     olga and piotr are operators, victor a viewer (tokens in .tokens).
     """
 
-    def __init__(self, tmp: Path, broker=None, values: bool = True):
+    def __init__(self, tmp: Path, broker=None, values: bool = True, period: float = 1800):
         from twinview.app.live import LiveSite
         from twinview.site import open_site
         from twinview.twin.auth import add_user, issue_token
@@ -117,7 +119,7 @@ class DemoRig:
 
         self.tmp = tmp
         self.cleanup = []
-        self.loaded = open_site(slow_periods(DEMO, tmp / "demo"))
+        self.loaded = open_site(slow_periods(DEMO, tmp / "demo", period))
         self.live = LiveSite(self.loaded)
         users = tmp / "users.toml"
         add_user("olga", "operator", path=users)

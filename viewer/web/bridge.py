@@ -46,6 +46,7 @@ from websockets.http11 import Request, Response
 from twinview.twin.inbox import Inbox
 
 from .assets import content_type
+from .httpcache import EncodedFiles, accepts_gzip, etag_matches
 from .protocol import BadMessage, device_entry, devices_message, dumps, parse_client_message
 
 log = logging.getLogger("twinview.web")
@@ -166,6 +167,7 @@ class WebBridge:
         self._csp = _content_security_policy(self.files.get("index.html"))
         # (device, point) -> (times, values): answers pages' history requests (trend charts)
         self.history_provider: HistoryProvider | None = None
+        self._encoded = EncodedFiles()
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -571,20 +573,31 @@ class WebBridge:
         if entry is None or "\\" in name or ".." in name.split("/"):
             self.stats.http_refused += 1
             return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
-        body = entry if isinstance(entry, bytes) else entry.read_bytes()
+        # gzip and ETag revalidation (httpcache): a second visit gets 304s, not the GLB again
+        encoded = self._encoded.get(name, entry)
+        gz = encoded.gzipped is not None and accepts_gzip(request.headers.get("Accept-Encoding"))
+        body = encoded.gzipped if gz else encoded.body
+        etag = encoded.etag[:-1] + '-gz"' if gz else encoded.etag
+        status = 200
+        if etag_matches(request.headers.get("If-None-Match"), etag):
+            status, body = 304, b""
         headers = Headers(
             [
                 ("Content-Type", content_type(name)),
                 ("Content-Length", str(len(body))),
                 ("Cache-Control", "no-cache"),
+                ("ETag", etag),
+                ("Vary", "Accept-Encoding"),
                 ("X-Content-Type-Options", "nosniff"),
                 ("Referrer-Policy", "no-referrer"),
                 ("Connection", "close"),
             ]
         )
+        if gz:
+            headers["Content-Encoding"] = "gzip"
         if name.endswith(".html") and self._csp:
             headers["Content-Security-Policy"] = self._csp
-        return Response(200, "OK", headers, body)
+        return Response(status, "Not Modified" if status == 304 else "OK", headers, body)
 
 
 def _round_time(t: Any) -> float | None:

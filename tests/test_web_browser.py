@@ -100,7 +100,7 @@ def test_page_shows_live_state_and_inspects_devices(loaded, tmp_path):
         assert "40 degC" in browser.eval("() => document.getElementById('panel').innerText")
         push(live, "B-1-1", 41.0)
         browser.wait("() => document.getElementById('panel').innerText.includes('41 degC')")
-        assert browser.eval("(id) => twinview.labelText(id)", "B-1-1") == "41 degC"
+        assert browser.eval("(id) => twinview.labelText(id)", "B-1-1") == "B-1-1 41 degC"
 
         # The blade of B-0-0 spins at 0.95 rev/s.
         a0 = browser.eval("() => twinview.partAngle('B-0-0')")
@@ -230,10 +230,13 @@ def test_headset_selects_a_device_and_commands_it(loaded, tmp_path, broker):
         assert wait_for(lambda: len(sub.messages()) == 2, 10)
         assert sub.messages()[1].startswith("grid/B-2-0/cmd/stop ")
 
-        # The same action as a viewer is refused by the command service and audited.
+        # As a viewer the panel offers no command and says why; a command sent anyway (as a
+        # crafted page would) is refused by the command service and audited.
         browser.eval("(token) => twinview.login(token)", viewer)
-        browser.wait("() => twinview.role === 'viewer'")
-        press(browser, "Start")
+        browser.wait("() => twinview.role === 'viewer' && twinview.live")
+        browser.wait("() => !twinview.panel().buttons.includes('Start')")
+        assert "needs the operator role" in browser.eval("() => twinview.panel().blocked")
+        browser.eval("() => twinview.sendCommand('B-2-0', 'start', {}, false)")
         result = browser.wait("() => twinview.results.length === 3 && twinview.results[2]")
         assert not result["ok"] and result["state"] == "refused" and "viewer" in result["reason"], result
         assert "refused" in browser.eval("() => twinview.panel().status")

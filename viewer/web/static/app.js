@@ -111,7 +111,7 @@ function goneLive() {
 function refreshAll() {
   for (const [id, v] of visuals) applyEntry(id, v.entry);
   if (sidePanel) sidePanel.refresh();
-  if (panel3d.device) panel3d.draw();
+  if (panel3d.device) { panel3d.blocked = xr ? xr.blockedReason() : ''; panel3d.draw(); }
   dirty = true;
 }
 
@@ -337,6 +337,7 @@ function onMessage(msg) {
       $('login-open').textContent = 'Account';
       toast(`logged in as ${msg.user} (${msg.role})`);
       sidePanel.refresh();
+      if (panel3d.device) { panel3d.blocked = xr.blockedReason(); panel3d.draw(); }
       break;
     case 'command_queued':
       break;
@@ -663,7 +664,7 @@ Object.assign(hook, {
   panel() {
     return {
       visible: panel3d.mesh.visible, device: panel3d.device ? panel3d.device.id : null,
-      confirming: panel3d.confirming ? panel3d.confirming.label : null, status: panel3d.status,
+      confirming: panel3d.confirming ? panel3d.confirming.label : null, status: panel3d.status, blocked: panel3d.blocked || '',
       buttons: panel3d.buttons.map((b) => b.label),
     };
   },

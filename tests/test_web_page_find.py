@@ -7,6 +7,7 @@ whole visible text was the site name, "live" and "Log in": these tests fail on t
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent / "web"))
 from browser import Browser, missing  # noqa: E402
 from rig import DemoRig, open_page  # noqa: E402
 
+from twinview.connectors.base import Sample  # noqa: E402
+
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(missing() is not None, reason=str(missing()))]
 
 
@@ -24,6 +27,14 @@ def rig(tmp_path):
     r = DemoRig(tmp_path)
     yield r
     r.close()
+
+
+def red(hex_colour: str) -> bool:
+    import colorsys
+
+    r, g, b = (int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    h, lightness, s = colorsys.rgb_to_hls(r, g, b)
+    return s > 0.45 and (h * 360 >= 335 or h * 360 <= 22)
 
 
 def inside(xy: dict, rect: dict, margin: float = 0) -> bool:
@@ -68,6 +79,17 @@ def test_status_summary_counts_what_is_wrong_and_opens_those_devices(rig, tmp_pa
                            " alarm: getComputedStyle(r.querySelector('.q-alarm')).backgroundColor }; }")
         assert "fault" in row["text"] and "ALARM" in row["text"], row
         assert row["alarm"] == "rgb(201, 42, 42)" and row["q"] == "rgb(43, 138, 62)", row
+
+        # Red is reserved for alarms: a pressure sensor on the heat map (reds at mid range) is
+        # drawn with the page's value ramp, never in a red a fault could be mistaken for.
+        rig.live.inbox.put(Sample("PT-101", "pressure", 3.3, time.time()))  # inside its alarm band: no alarm
+        entry = browser.wait("() => { const e = twinview.deviceEntry('PT-101'); return e.points.pressure.v === 3.3 && e; }")
+        assert not entry["points"]["pressure"]["a"]
+        server = "#" + "".join(f"{round(c * 255):02x}" for c in entry["rgba"][:3])
+        assert red(server), server  # the site's heat map says red here
+        colour = browser.eval("(id) => twinview.deviceColor(id)", "PT-101")
+        assert colour["painted"] and not red(colour["color"]), colour
+        assert red(browser.eval("(id) => twinview.deviceColor(id).color", "P-101"))  # the fault is red
 
         # The legend names every state colour and the pumps' state colours.
         browser.call("click", selector="#legend-toggle")

@@ -406,6 +406,7 @@ function select(id, { fly = false } = {}) {
   if (previous && previous !== visual) { previous.selected = false; previous.refreshEmissive(0); updateLabel(previous, kindsOf(previous.entry, hook.live)); }
   hook.selectedDevice = visual ? visual.id : null;
   if (visual) { visual.selected = true; visual.refreshEmissive(0); updateLabel(visual, kindsOf(visual.entry, hook.live)); }
+  outline(visual);
   if (deviceList) deviceList.setCurrent(hook.selectedDevice);
   if (renderer.xr.isPresenting) {
     xr.selected(visual);
@@ -415,6 +416,21 @@ function select(id, { fly = false } = {}) {
   }
   labelsDirty = true;
   dirty = true;
+}
+
+let selectionBox = null;
+/** An orange box around the selected device (a tint would change its state colour). */
+function outline(visual) {
+  if (selectionBox) { siteRoot.remove(selectionBox); selectionBox.geometry.dispose(); selectionBox = null; }
+  if (!visual) return;
+  const box = visual.box.clone();
+  box.expandByScalar(Math.max(0.05, box.getSize(new THREE.Vector3()).length() * 0.03));
+  selectionBox = new THREE.Box3Helper(box, 0xe8590c);
+  selectionBox.material.depthTest = false;
+  selectionBox.material.transparent = true;
+  selectionBox.renderOrder = 9;
+  selectionBox.name = 'selection';
+  siteRoot.add(selectionBox);
 }
 
 function focusDevice(id) {

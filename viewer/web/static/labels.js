@@ -110,6 +110,14 @@ export function layoutLabels(entries, camera, width, height) {
   list.sort((a, b) => a.rank - b.rank || a.z - b.z);
   let shown = 0;
   for (const item of list) {
+    // keep the whole label inside the view (never under the page's bars or cut at an edge)
+    const [bx0, by0, bx1, by1] = item.box;
+    const w = bx1 - bx0;
+    const h = by1 - by0;
+    const dx = bx0 < 2 ? 2 - bx0 : bx1 > width - 2 ? width - 2 - bx1 : 0;
+    const dy = by0 < 2 ? 2 - by0 : by1 > height - 2 ? height - 2 - by1 : 0;
+    item.label.sprite.center.set(0.5 - dx / w, 0 + dy / h);
+    item.box = [bx0 + dx, by0 + dy, bx1 + dx, by1 + dy];
     const [x0, y0, x1, y1] = item.box;
     const clash = placed.some(([a0, b0, a1, b1]) => x0 < a1 && x1 > a0 && y0 < b1 && y1 > b0);
     const show = item.must || !clash;

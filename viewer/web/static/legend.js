@@ -1,5 +1,6 @@
 // The legend: what every colour on the page means. State colours first (they are
 // reserved for states), then each device type's value colours from site.json.
+import { safeRamp } from './palette.js';
 
 export const STATE_SWATCHES = [
   ['#c92a2a', 'Alarm (pulses; red label)'],
@@ -7,7 +8,7 @@ export const STATE_SWATCHES = [
   ['#a61e9e', 'Bad value (magenta glow)'],
   ['#b9b9b9', 'Stale or no connection (greyed)'],
   ['#1c62c4', 'Command pending (blue glow)'],
-  ['#e8590c', 'Selected (orange glow)'],
+  ['#e8590c', 'Selected (orange box)'],
 ];
 
 function item(color, text, gradient = null) {
@@ -49,7 +50,7 @@ export function buildLegend(root, devices) {
     for (const [v, hex] of c.stops || []) list.append(item(hex, `from ${v}${unit}`));
     if (c.gradient && c.gradient.length) {
       const [lo, hi] = c.range || [0, 1];
-      list.append(item(null, `${lo}${unit}`, c.gradient));
+      list.append(item(null, `${lo}${unit}`, safeRamp(c) || c.gradient));
       list.lastChild.append(document.createTextNode(`${hi}${unit}`));
     }
     if (list.children.length) root.append(head, list);

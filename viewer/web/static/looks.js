@@ -3,6 +3,7 @@
 // rgba null keeps the model's colours; stale, bad, offline, alarm and pending
 // look different from good (truth first).
 import * as THREE from 'three';
+import { rampColor, safeRamp } from './palette.js';
 
 export const FLAGS = { SELECTED: 1, HOVERED: 2, STALE: 4, BAD: 8, ALARM: 16, OFFLINE: 32, PENDING: 64 };
 
@@ -31,6 +32,19 @@ export class DeviceVisual {
     this.hovered = false;
     this.painted = false;
     this.box = new THREE.Box3();
+    this.ramp = safeRamp(info.color); // the page's own value ramp when the site's map uses state hues
+  }
+
+  /** The paint for an entry: the server's colour, or the page's value ramp (palette.js). */
+  paint(entry) {
+    const rgba = entry && entry.rgba && entry.rgba[3] > 0 ? entry.rgba : null;
+    if (!rgba || !this.ramp) return rgba;
+    const c = this.info.color;
+    const rec = entry.points && entry.points[c.point];
+    if (!rec || typeof rec.v !== 'number') return rgba;
+    const [lo, hi] = c.range || [0, 1];
+    const [r, g, b] = rampColor(this.ramp, (rec.v - lo) / ((hi - lo) || 1));
+    return [r, g, b, rgba[3]];
   }
 
   addMesh(mesh) {
@@ -62,7 +76,7 @@ export class DeviceVisual {
     let flags = entry ? entry.flags : FLAGS.STALE;
     if (!connected) flags |= FLAGS.STALE;
     const m = this.material;
-    const rgba = entry && entry.rgba && entry.rgba[3] > 0 ? entry.rgba : null;
+    const rgba = this.paint(entry);
     if (flags & FLAGS.OFFLINE) {
       this.setPaint(OFFLINE);
     } else if (rgba) {
@@ -135,14 +149,14 @@ export class DeviceVisual {
 
   /** True when the emissive colour changes over time (alarm pulse). */
   get pulsing() {
-    return !!(this.entry && this.entry.flags & FLAGS.ALARM) && !this.selected;
+    return !!(this.entry && this.entry.flags & FLAGS.ALARM);
   }
 
   refreshEmissive(time) {
     const flags = this.entry ? this.entry.flags : 0;
     const e = this.material.emissive;
-    if (this.selected) e.copy(EMISSIVE.selected).multiplyScalar(0.45);
-    else if (flags & FLAGS.ALARM) e.copy(EMISSIVE.alarm).multiplyScalar(0.25 + 0.25 * Math.sin(time * 6));
+    // selection is an outline (app.js), not a tint: a tint would change the state colour
+    if (flags & FLAGS.ALARM) e.copy(EMISSIVE.alarm).multiplyScalar(0.25 + 0.25 * Math.sin(time * 6));
     else if (flags & FLAGS.PENDING) e.copy(EMISSIVE.pending).multiplyScalar(0.3);
     else if (flags & FLAGS.BAD) e.copy(EMISSIVE.bad).multiplyScalar(0.3);
     else if (this.hovered) e.copy(EMISSIVE.hovered);

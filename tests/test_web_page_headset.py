@@ -64,6 +64,19 @@ def test_headset_scale_picking_commands_and_exit(tmp_path):
             assert confirming.startswith("Set speed + → 300"), confirming
             assert browser.eval("() => twinview.results.length") == n  # nothing sent before Confirm
 
+            # Squeeze (grip) switches to life size, with P-101 (selected) in front; again: back to the model.
+            for mode, scale in (("life", 1.0), ("model", None)):
+                f = browser.eval("() => twinview.frames")
+                browser.xr("set_gamepad_state", device="controller-right", buttons=[{"index": 1, "value": 1}])
+                browser.wait("(f) => twinview.frames > f + 1", f, timeout=20)
+                browser.xr("set_gamepad_state", device="controller-right", buttons=[{"index": 1, "value": 0}])
+                browser.wait("(m) => twinview.xr.scaleMode === m", mode, timeout=20)
+                if scale:
+                    assert browser.eval("() => twinview.xr.scale") == scale
+                    w = browser.eval("(id) => twinview.worldPosition(id)", "P-101")
+                    assert abs(w["x"]) < 0.5 and -4 < w["z"] < -2, w
+            assert browser.eval("() => twinview.xr.scale") < 0.2
+
             browser.eval("() => twinview.exitXR()")
             browser.wait("() => !twinview.xr.presenting && twinview.xr.restored", timeout=20)
             restored = browser.eval("() => twinview.cameraState()")

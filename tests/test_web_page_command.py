@@ -90,6 +90,8 @@ def test_command_arguments_confirmation_and_log(tmp_path, broker):
             line = browser.wait(f"() => ({LOG})().find(t => t.includes('confirmed'))", timeout=20)
             assert re.match(r"\d\d:\d\d:\d\d olga: Set speed \(speed=1200\) — confirmed", line), line
             assert len(browser.eval(LOG)) == 1, browser.eval(LOG)  # one line per command, not one per state
+            said = browser.eval("() => twinview.announcements")
+            assert any("set_speed on P-102: confirmed" in a for a in said), said  # screen readers hear the outcome
 
             # Another user's command appears in this page's log.
             other = command_from_another_user(rig, rig.tokens["piotr"], "P-102", "start", {}, False)

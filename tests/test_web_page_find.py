@@ -91,6 +91,13 @@ def test_status_summary_counts_what_is_wrong_and_opens_those_devices(rig, tmp_pa
         assert colour["painted"] and not red(colour["color"]), colour
         assert red(browser.eval("(id) => twinview.deviceColor(id).color", "P-101"))  # the fault is red
 
+        # A new alarm is counted and announced (assertive live region).
+        rig.live.inbox.put(Sample("P-104", "state", "fault", time.time()))
+        browser.wait("() => twinview.counts.alarm === 2")
+        said = browser.wait("() => twinview.announcements.find(a => a.startsWith('Alarm: P-104'))")
+        assert "State: fault" in said, said
+        browser.wait("() => document.getElementById('announce-alarm').textContent.startsWith('Alarm: P-104')")
+
         # The legend names every state colour and the pumps' state colours.
         browser.call("click", selector="#legend-toggle")
         legend = browser.text("#legend")

@@ -64,7 +64,7 @@ def test_trend_chart_with_ranges_from_the_twins_history(tmp_path):
             assert blue.sum() > 60, f"the trend line is not drawn ({blue.sum()} blue pixels)"
 
             # Every value shows its age, without hovering.
-            ages = browser.eval("() => [...document.querySelectorAll('#panel-points td.age')].map(td => td.textContent)")
+            ages = browser.eval("() => [...document.querySelectorAll('#panel-points .age')].map(e => e.textContent)")
             assert ages and all(re.fullmatch(r"\d+ (s|min) ago", a) for a in ages), ages
             # A live value extends the chart.
             n = browser.eval("() => twinview.trend().samples")

@@ -90,8 +90,8 @@ export class SidePanel {
       const qc = el('td', { class: 'qcell' });
       qc.append(el('span', { class: `q q-${String(q).replace(' ', '-')}` }, q));
       if (rec.a) { qc.append(' '); qc.append(el('span', { class: 'q q-alarm' }, 'ALARM')); }
+      qc.append(el('span', { class: 'age', 'data-ts': rec.t === null || rec.t === undefined ? '' : String(rec.t) }, rec.t ? age(rec.t) : ''));
       row.append(qc);
-      row.append(el('td', { class: 'age', 'data-ts': rec.t === null || rec.t === undefined ? '' : String(rec.t) }, rec.t ? age(rec.t) : ''));
       const choose = () => { this.chartPoint = p; this.trend.show(v.info.id, p); this.refresh(); };
       row.addEventListener('click', choose);
       row.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); choose(); } });
@@ -101,7 +101,7 @@ export class SidePanel {
   }
 
   tickAges() {
-    for (const td of document.querySelectorAll('#panel-points td.age')) {
+    for (const td of document.querySelectorAll('#panel-points .age')) {
       const ts = td.dataset.ts;
       if (ts) td.textContent = age(Number(ts));
     }

@@ -123,6 +123,7 @@ export class Trend {
     const states = p.kind === 'enum' ? p.states : p.kind === 'bool' ? ['off', 'on'] : null;
     if (states) { lo = -0.2; hi = states.length - 0.8; } else if (vals.length) {
       lo = Math.min(...vals); hi = Math.max(...vals);
+      if (hi - lo < 1e-9 && p.range && lo >= p.range[0] && hi <= p.range[1]) [lo, hi] = p.range; // a steady value: its whole range
       if (p.alarm) { lo = Math.min(lo, p.alarm[0]); hi = Math.max(hi, p.alarm[1]); }
       const pad = (hi - lo) * 0.1 || Math.max(Math.abs(hi) * 0.05, 1);
       lo -= pad; hi += pad;
@@ -153,13 +154,16 @@ export class Trend {
     // time axis
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
-    const step = this.range / 4;
-    for (let k = 0; k <= 4; k++) {
+    const step = this.range <= 60 ? 15 : this.range <= 300 ? 60 : 120;
+    const steps = Math.round(this.range / step);
+    for (let k = 0; k <= steps; k++) {
       const t = from + k * step;
       const x = X(t);
       ctx.beginPath(); ctx.moveTo(x, T); ctx.lineTo(x, h - B); ctx.stroke();
+      const every = (w - L - R) / steps < 46 ? 2 : 1;
+      if ((steps - k) % every) continue;
       const ago = Math.round(this.range - k * step);
-      const text = ago === 0 ? 'now' : ago >= 60 ? `-${Math.round(ago / 60 * 10) / 10} min` : `-${ago} s`;
+      const text = ago === 0 ? 'now' : ago >= 60 ? `-${Math.round(ago / 60)} min` : `-${ago} s`;
       ctx.fillText(text, Math.min(Math.max(x, L + 14), w - R - 14), h - B + 4);
     }
     // the line (steps for states)

@@ -533,6 +533,8 @@ function setupKeys() {
     const typing = e.target && (e.target.tagName === 'INPUT' || e.target.tagName === 'SELECT' || e.target.tagName === 'TEXTAREA');
     if (e.key === 'Escape') {
       if (!$('login').hidden) { $('login').hidden = true; $('login-open').focus(); return; }
+      if (!$('legend').hidden) { $('legend').hidden = true; $('legend-toggle').setAttribute('aria-expanded', 'false'); $('legend-toggle').focus(); return; }
+      if (narrow() && !$('devices').hidden) { showDevices(false); $('devices-toggle').focus(); return; }
       if (typing && e.target.id === 'search' && e.target.value) { e.target.value = ''; deviceList.render(); return; }
       if (hook.selectedDevice) {
         const id = hook.selectedDevice;

@@ -13,6 +13,7 @@ function el(tag, cls, text) {
 export class DeviceList {
   constructor(devices, { tree, search, filter, filterText, filterClear, onSelect }) {
     this.devices = devices; // site.json device entries
+    this.byId = new Map(devices.map((d) => [d.id, d]));
     this.tree = tree;
     this.search = search;
     this.filterBox = filter;
@@ -112,7 +113,7 @@ export class DeviceList {
     const showKind = this.kind || main;
     why.className = `why ${showKind}`;
     why.textContent = s && showKind !== 'ok' ? (this.kind ? s.why(this.kind) : s.why(main)) : '';
-    const d = this.devices.find((x) => x.id === id);
+    const d = this.byId.get(id);
     button.setAttribute('aria-label', `${id} ${d ? d.name : ''}${why.textContent ? ', ' + why.textContent : ''}`);
   }
 

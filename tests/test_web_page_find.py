@@ -144,6 +144,17 @@ def test_search_finds_a_device_and_flies_to_it(rig, tmp_path):
         browser.wait("() => !twinview.cameraState().moving && twinview.cameraState().position[1] > 20", timeout=30)
         for device in ("P-101", "P-302"):
             assert inside(browser.eval("(id) => twinview.screenPosition(id)", device), view, 2)
+
+        # The wheel zooms towards the cursor: the device under it stays under it.
+        at = browser.eval("(id) => twinview.centrePosition(id)", "P-101")
+        dist = lambda c: sum((a - b) ** 2 for a, b in zip(c["position"], c["target"])) ** 0.5  # noqa: E731
+        before = browser.eval("() => twinview.cameraState()")
+        for _ in range(3):
+            browser.call("wheel", x=at["x"], y=at["y"], dy=-200)
+        browser.wait("(d) => { const c = twinview.cameraState(); const p = c.position, t = c.target;"
+                     " return Math.hypot(p[0] - t[0], p[1] - t[1], p[2] - t[2]) < d * 0.8; }", dist(before), timeout=30)
+        moved = browser.eval("(id) => twinview.centrePosition(id)", "P-101")
+        assert abs(moved["x"] - at["x"]) < 25 and abs(moved["y"] - at["y"]) < 25, (at, moved)
         browser.screenshot(tmp_path / "search.png")
 
 

@@ -7,7 +7,7 @@
 //   eval {fn, arg}               page.evaluate of a function source, e.g. "(id) => twinview.deviceColor(id)"
 //   wait {fn, arg, timeout}      page.waitForFunction; returns the truthy value
 //   screenshot {path}            PNG of the viewport
-//   click {selector} | mouse {x, y} | key {key} | type {text} | tap {x, y} (touch) | fill {selector, text}
+//   click {selector} | mouse {x, y} | key {key} | type {text} | wheel {x, y, dy} | tap {x, y} (touch) | fill {selector, text}
 //   xr {method, params}          xrDevice.remote.dispatch(method, params) inside the page
 //   close
 // Chromium runs with the flags that work on machines without a GPU (SwiftShader WebGL).
@@ -95,6 +95,11 @@ const ops = {
   },
   async type({ text }) {
     await page.keyboard.type(text);
+    return true;
+  },
+  async wheel({ x, y, dy }) {
+    await page.mouse.move(x, y);
+    await page.mouse.wheel(0, dy);
     return true;
   },
   async tap({ x, y }) {

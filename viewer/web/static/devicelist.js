@@ -23,10 +23,13 @@ export class DeviceList {
     this.status = new Map(); // id -> { kinds:Set, main, why }
     this.items = new Map(); // id -> button
     this.current = null;
-    search.addEventListener('input', () => this.render());
+    search.addEventListener('input', () => {
+      clearTimeout(this.typing);
+      if (devices.length > 300) this.typing = setTimeout(() => this.render(), 150); else this.render();
+    });
     search.addEventListener('keydown', (e) => {
-      if (e.key === 'Enter') { const first = this.visible()[0]; if (first) this.onSelect(first.id); }
-      if (e.key === 'ArrowDown') { const b = this.tree.querySelector('button.dev'); if (b) { b.focus(); e.preventDefault(); } }
+      if (e.key === 'Enter') { clearTimeout(this.typing); this.render(); const first = this.visible()[0]; if (first) this.onSelect(first.id); }
+      if (e.key === 'ArrowDown') { clearTimeout(this.typing); this.render(); const b = this.tree.querySelector('button.dev'); if (b) { b.focus(); e.preventDefault(); } }
     });
     filterClear.addEventListener('click', () => this.setKind(null));
     tree.addEventListener('keydown', (e) => this.arrows(e));

@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "web"))
 
 from browser import Browser, missing  # noqa: E402
-from rig import DemoRig  # noqa: E402
+from rig import DemoRig, demo_values  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(missing() is not None, reason=str(missing()))]
 
@@ -43,6 +43,20 @@ def test_transfer_is_compressed_revalidated_and_idle_pages_do_not_draw(tmp_path)
             frames = browser.wait("() => { const f = twinview.frames; return new Promise(r => setTimeout(() => r(twinview.frames === f && f), 1500)); }",
                                   timeout=30)
             assert frames
+
+            # Parts spin: motion is drawn at a rate the machine can afford (at most 15/s, and at most
+            # a quarter of the time), so a click is still handled promptly in software WebGL.
+            demo_values(rig.live)
+            browser.wait("() => twinview.partAngle('P-103') !== null && twinview.partAngle('P-103') !== 0", timeout=30)
+            f0 = browser.eval("() => twinview.frames")
+            time.sleep(2)
+            fps = (browser.eval("() => twinview.frames") - f0) / 2
+            assert 0 < fps <= 16, fps
+            at = browser.eval("(id) => twinview.centrePosition(id)", "T-201")
+            t0 = time.monotonic()
+            browser.call("mouse", x=at["x"], y=at["y"], click=True)
+            browser.wait("() => twinview.selectedDevice === 'T-201'", timeout=30)
+            assert time.monotonic() - t0 < 3.0, f"a click took {time.monotonic() - t0:.1f} s while parts spin"
 
             # A second visit revalidates: the GLB comes back as 304 (headers only).
             browser.goto(rig.url)

@@ -56,6 +56,7 @@ const panel3d = new Panel3D();
 const raycaster = new THREE.Raycaster();
 let lastTime = null;
 let lastDraw = 0;
+let drawMs = 0; // average cost of a frame: motion is drawn at most a quarter of the time, so input stays responsive
 let viewSize = { w: 1, h: 1 };
 
 function toast(text) {
@@ -596,13 +597,20 @@ function setupLogin() {
 
 // --- frame loop ---------------------------------------------------------------------------
 
+let lastCallback = null;
+let drewLast = false;
+
 function frame(time) {
+  // what a frame really costs shows in the gap to the next callback (the GPU works asynchronously)
+  if (drewLast && lastCallback !== null) drawMs = drawMs * 0.7 + Math.min(time - lastCallback, 2000) * 0.3;
+  lastCallback = time;
+  drewLast = false;
   const dt = lastTime === null ? 0 : Math.min((time - lastTime) / 1000, 0.25);
   const presenting = renderer.xr.isPresenting;
   if (mover.step(time)) dirty = true;
   if (!presenting && !dirty) {
     // idle: nothing to draw; moving parts at a capped rate
-    if (animated.size === 0 || time - lastDraw < 1000 / ANIMATION_FPS) return;
+    if (animated.size === 0 || time - lastDraw < Math.max(1000 / ANIMATION_FPS, drawMs * 4)) return;
   }
   lastTime = time;
   for (const v of animated) {
@@ -616,7 +624,8 @@ function frame(time) {
     const entries = [...labels].map(([id, label]) => { const v = visuals.get(id); return { label, selected: v.selected, hovered: v.hovered }; });
     hook.labelsShown = layoutLabels(entries, camera, viewSize.w, viewSize.h);
   }
-  renderer.render(scene, presenting ? camera : camera);
+  renderer.render(scene, camera);
+  drewLast = !presenting;
   xr.afterRender();
   hook.frames += 1;
   hook.renderedSeq = hook.seq;
@@ -667,6 +676,7 @@ Object.assign(hook, {
     return { x: p.x, y: p.y, z: p.z };
   },
   pickAt: (x, y) => pickAt(x, y),
+  drawCost: () => drawMs,
   cameraState() {
     return { position: camera.position.toArray(), target: controls.target.toArray(), moving: mover.moving };
   },

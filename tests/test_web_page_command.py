@@ -63,6 +63,13 @@ def test_command_arguments_confirmation_and_log(tmp_path, broker):
             assert browser.eval(f"() => document.querySelector('{SET}').disabled")
             assert "Log in to send commands" in browser.text("#panel-why")
 
+            # The login form opens above the inspector: its buttons can be clicked.
+            browser.call("click", selector="#login-open")
+            top = browser.eval("() => { const b = document.querySelector('#login button[type=submit]').getBoundingClientRect();"
+                               " const e = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2); return e && e.closest('#login') !== null; }")
+            assert top, "the login form is hidden under the panel"
+            browser.key("Escape")
+            browser.wait("() => document.getElementById('login').hidden")
             browser.eval("(t) => twinview.login(t)", rig.tokens["olga"])
             browser.wait(f"() => twinview.role === 'operator' && twinview.live && !document.querySelector('{SET}').disabled")
             # The speed box starts at the current value and shows unit and range.

@@ -166,6 +166,7 @@ async function loadSite() {
     renderer, scene, camera, controls, siteRoot, panel3d, raycaster, hook, siteBounds,
     pick: pickFromRay, select, sendCommand, sidePanel, visuals, background: BACKGROUND, onResize: (force) => resize(force),
     markDirty: () => { dirty = true; },
+    fitLabels: () => fitLabels(),
   });
   renderer.setAnimationLoop(frame);
 }
@@ -209,6 +210,20 @@ function siteBounds() {
   return { lo, hi, center, radius };
 }
 
+/** Labels keep their on-screen size; in a headset they are as large as on a 500 px screen and only
+ *  selected, alarm, offline and bad devices keep theirs (a model of the whole plant is small). */
+function fitLabel(label) {
+  const xr = renderer && renderer.xr.isPresenting;
+  label.fit(xr ? 500 : viewSize.h, camera ? camera.fov : 45, siteRoot ? siteRoot.scale.x : 1);
+  if (xr) label.sprite.center.set(0.5, 0);
+  if (xr) label.sprite.visible = label.wanted && (label.tone !== 'good' && label.tone !== 'stale' && label.tone !== 'nodata' || label.tag === hook.selectedDevice);
+}
+
+function fitLabels() {
+  for (const label of labels.values()) fitLabel(label);
+  labelsDirty = true;
+}
+
 function resize(force = false) {
   if (!renderer || renderer.xr.isPresenting) return; // the headset decides the size
   const box = $('viewport');
@@ -219,7 +234,7 @@ function resize(force = false) {
   camera.aspect = w / h;
   camera.updateProjectionMatrix();
   renderer.setSize(w, h);
-  for (const label of labels.values()) label.fit(h, camera.fov);
+  fitLabels();
   dirty = true;
   labelsDirty = true;
 }
@@ -253,11 +268,11 @@ function updateLabel(visual, kinds) {
     top.y = visual.box.max.y;
     label.sprite.position.copy(top);
     label.sprite.name = `label ${visual.id}`;
-    label.fit(viewSize.h, camera ? camera.fov : 45);
+    fitLabel(label);
     siteRoot.add(label.sprite);
     labels.set(visual.id, label);
   }
-  if (label.set(show ? visual.id : '', text, labelTone(kinds))) { label.fit(viewSize.h, camera ? camera.fov : 45); labelsDirty = true; }
+  if (label.set(show ? visual.id : '', text, labelTone(kinds))) { fitLabel(label); labelsDirty = true; }
 }
 
 let statusTimer = null;

@@ -72,8 +72,9 @@ export class LabelSprite {
   }
 
   /** Keep the label `pixels` tall on a screen `viewHeight` CSS pixels high (fov in degrees). */
-  fit(viewHeight, fov) {
-    const s = (this.pixels * 2 * Math.tan(THREE.MathUtils.degToRad(fov) / 2)) / Math.max(1, viewHeight);
+  fit(viewHeight, fov, parentScale = 1) {
+    // sprites inherit their parent's scale: undo the site's scale (headset model view)
+    const s = (this.pixels * 2 * Math.tan(THREE.MathUtils.degToRad(fov) / 2)) / Math.max(1, viewHeight) / parentScale;
     this.sprite.scale.set(s * this.aspect, s, 1);
   }
 

@@ -147,6 +147,7 @@ export class XRSupport {
     this.hook.xr.scale = root.scale.x;
     this.hook.xr.scaleMode = mode === 'immersive-ar' ? 'table' : scaleMode;
     root.updateMatrixWorld(true);
+    this.fitLabels();
     this.markDirty();
   }
 
@@ -199,6 +200,7 @@ export class XRSupport {
       const selected = this.visuals.get(this.hook.selectedDevice);
       if (selected) this.sidePanel.show(selected);
       this.onResize(true);
+      this.fitLabels();
       this.markDirty();
       this.hook.xr.restored = true;
     }, 0);

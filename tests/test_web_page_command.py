@@ -123,6 +123,13 @@ def test_command_arguments_confirmation_and_log(tmp_path, broker):
             log = browser.eval(LOG)
             assert any("olga: Set speed (speed=1200) — confirmed" in t for t in log) and any("piotr: Start" in t for t in log), log
             browser.screenshot(tmp_path / "commands.png")
+
+            # And across reloading the page (from the server's recent commands and the audit log).
+            browser.goto(rig.url)
+            browser.wait("() => twinview.live")
+            browser.eval("() => twinview.select('P-102')")
+            browser.wait(f"() => ({LOG})().length === 2", timeout=20)
+            assert browser.eval(LOG) == log, (browser.eval(LOG), log)
     finally:
         sub.close()
         rig.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "web"))
 
+import pytest  # noqa: E402
 from rig import command_site, wait_for  # noqa: E402
 
 from twinview.app.live import LiveSite  # noqa: E402
@@ -57,5 +58,36 @@ def test_history_request_returns_the_points_samples_and_refuses_unknown_names(tm
             ws.send(json.dumps({"type": "history", "device": "B-2-2", "point": "temp", "ref": "h5"}))
             (msg,) = answers(ws, "history")
             assert msg["t"] == [] and msg["v"] == []
+    finally:
+        server.stop()
+
+
+def test_command_log_request_reads_a_devices_commands_from_the_audit_log(tmp_path):
+    from websockets.sync.client import connect
+
+    from twinview.twin.audit import AuditLog
+    from twinview.web.auditlog import command_log_provider
+
+    loaded = open_site(command_site(tmp_path / "site"))
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    t = time.time() - 3600
+    for i, (cid, state, user) in enumerate((("a1", "requested", "olga"), ("a1", "sent", "olga"), ("b2", "refused", "victor"),
+                                            ("a1", "confirmed", "olga"), ("c3", "requested", "olga"))):
+        device = "B-9-9" if cid == "c3" else "B-0-1"
+        audit.write({"ts": t + i, "event": "transition", "id": cid, "state": state, "user": user, "role": "operator",
+                     "device": device, "command": "start", "args": {}, "reason": "viewer" if state == "refused" else None})
+    audit.close()
+    server = start_server(loaded, LiveSite(loaded), port=0)
+    server.bridge.command_log_provider = command_log_provider(audit.path)
+    try:
+        with connect(server.bridge.ws_url) as ws:
+            ws.send(json.dumps({"type": "command_log", "device": "B-0-1", "ref": "l1"}))
+            (msg,) = answers(ws, "command_log")
+            got = [(c["id"], c["user"], c["state"], c["final"]) for c in msg["commands"]]
+            assert got == [("b2", "victor", "refused", True), ("a1", "olga", "confirmed", True)], got
+            assert msg["commands"][1]["updated"] == pytest.approx(t + 3)
+            ws.send(json.dumps({"type": "command_log", "device": "X-9", "ref": "l2"}))
+            (err,) = answers(ws, "error")
+            assert err["code"] == "unknown_device" and err["ref"] == "l2"
     finally:
         server.stop()

@@ -168,6 +168,8 @@ class WebBridge:
         # (device, point) -> (times, values): answers pages' history requests (trend charts)
         self.history_provider: HistoryProvider | None = None
         self._encoded = EncodedFiles()
+        # device -> its recent commands from the audit log (the page's command log)
+        self.command_log_provider: Callable[[str], list] | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -484,6 +486,8 @@ class WebBridge:
             self._auth(client, msg.token, first, msg.ref)
         elif msg.type == "history":
             self._history(client, msg)
+        elif msg.type == "command_log":
+            self._command_log(client, msg)
         else:
             self._command(client, msg)
 
@@ -531,6 +535,28 @@ class WebBridge:
         reply = {"type": "history", "ref": msg.ref, "device": msg.device, "point": msg.point, "now": time.time(),
                  "t": times, "v": values}  # fmt: skip
         client.outbox.append(dumps(reply))
+        client.poke.set()
+
+    def _command_log(self, client: _Client, msg: Any) -> None:
+        """Answer with a device's recent commands (read from the audit log off the event loop)."""
+        if msg.device not in self._index:
+            self._refuse(client, "unknown_device", f"no device {msg.device[:60]!r} in this site", msg.ref)
+            return
+        asyncio.ensure_future(self._answer_command_log(client, msg.device, msg.ref))
+
+    async def _answer_command_log(self, client: _Client, device: str, ref: Any) -> None:
+        entries: list = []
+        provider = self.command_log_provider
+        if provider is not None:
+            try:
+                entries = await asyncio.get_running_loop().run_in_executor(None, provider, device)
+            except Exception:  # an unreadable audit log costs this answer, never the connection
+                log.exception("command log provider failed")
+        try:
+            text = dumps({"type": "command_log", "ref": ref, "device": device, "commands": entries})
+        except ValueError:
+            text = dumps({"type": "command_log", "ref": ref, "device": device, "commands": []})
+        client.outbox.append(text)
         client.poke.set()
 
     def _command(self, client: _Client, msg: Any) -> None:

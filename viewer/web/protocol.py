@@ -18,7 +18,7 @@ MAX_NAME_CHARS = 200
 MAX_ARGS = 32
 MAX_ARG_TEXT = 1000
 MAX_REF_CHARS = 64
-CLIENT_TYPES = ("auth", "command", "ping", "history")
+CLIENT_TYPES = ("auth", "command", "ping", "history", "command_log")
 
 
 def _clean(value: Any) -> Any:
@@ -134,6 +134,8 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
         return ClientMessage("ping", ref=ref)
     if kind == "auth":
         return ClientMessage("auth", token=_text(msg, "token", MAX_TOKEN_CHARS), ref=ref)
+    if kind == "command_log":
+        return ClientMessage("command_log", device=_text(msg, "device", MAX_NAME_CHARS), ref=ref)
     if kind == "history":
         return ClientMessage(
             "history", device=_text(msg, "device", MAX_NAME_CHARS), point=_text(msg, "point", MAX_NAME_CHARS), ref=ref

@@ -235,6 +235,11 @@ def start_server(
     """
     bridge = make_bridge(loaded, host, port, authenticate, allowed_origins, max_rate=max_rate)
     bridge.history_provider = twin_history(live)
+    audit = getattr(commands, "audit", None)
+    if getattr(audit, "path", None) is not None:
+        from .auditlog import command_log_provider
+
+        bridge.command_log_provider = command_log_provider(audit.path)
     bridge.start()
     try:
         if handle_command is None and commands is not None:

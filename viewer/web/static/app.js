@@ -336,7 +336,7 @@ function onMessage(msg) {
       for (const [id, visual] of visuals) if (!seen.has(id)) applyEntry(id, visual.entry);
       if (msg.commands) for (const s of msg.commands) onCommandState(s, false);
       hook.seq = msg.seq;
-      if (sidePanel.visual) { sidePanel.refresh(); if (trend.point) { trend.device = null; trend.show(sidePanel.visual.id, trend.point); } }
+      if (sidePanel.visual) { requestCommandLog(sidePanel.visual.id); sidePanel.refresh(); if (trend.point) { trend.device = null; trend.show(sidePanel.visual.id, trend.point); } }
       dirty = true;
       break;
     }
@@ -368,6 +368,10 @@ function onMessage(msg) {
     case 'history':
       hook.histories += 1;
       trend.history(msg);
+      break;
+    case 'command_log':
+      commandLog.past(msg.device, msg.commands);
+      if (sidePanel.visual && sidePanel.visual.id === msg.device) sidePanel.renderLog();
       break;
     case 'error':
       hook.errors.push(msg);
@@ -410,6 +414,10 @@ function sendCommand(device, command, args, confirmed) {
   return ref;
 }
 
+function requestCommandLog(device) {
+  return connection ? connection.send({ type: 'command_log', device, ref: `l-${device}` }) : false;
+}
+
 function requestHistory(device, point) {
   return connection ? connection.send({ type: 'history', device, point, ref: `h-${device}-${point}` }) : false;
 }
@@ -428,6 +436,7 @@ function select(id, { fly = false } = {}) {
     xr.selected(visual);
   } else {
     sidePanel.show(visual);
+    if (visual) requestCommandLog(visual.id);
     if (visual && fly) focusDevice(visual.id);
   }
   labelsDirty = true;

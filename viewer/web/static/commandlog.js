@@ -4,7 +4,7 @@
 import { clock } from './banner.js';
 
 const PER_DEVICE = 50;
-const FINAL = new Set(['confirmed', 'refused', 'rejected', 'failed', 'timeout', 'expired', 'not sent', 'cancelled']);
+const FINAL = new Set(['confirmed', 'refused', 'rejected', 'failed', 'timed_out', 'expired', 'not sent', 'cancelled']);
 
 export class CommandLog {
   constructor() {
@@ -33,6 +33,19 @@ export class CommandLog {
     });
     if (s.ref) this.byRef.set(s.ref, key);
     return rec;
+  }
+
+  /** A device's past commands from the audit log: fills in what the page did not see (never overrides). */
+  past(device, entries) {
+    let added = 0;
+    for (const e of entries || []) {
+      if (!e.id) continue;
+      const m = this.byDevice.get(device);
+      if (m && m.has(`id:${e.id}`)) continue;
+      this.state({ ...e, device });
+      added += 1;
+    }
+    return added;
   }
 
   /** The server's first answer to one of our commands: links our ref to its id; a refusal is final. */

@@ -15,39 +15,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from twinview.twin.samples import Availability, Event, LinkState, Sample, SampleBatch
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One decoded value for one point. `error` is set (and value None) for bad input."""
+# What a connector hands the twin (defined by the twin: twinview.twin.samples).
+__all__ = ["Availability", "Connector", "ConnectorStats", "Event", "LinkState", "Sample", "SampleBatch", "Sink"]
 
-    device: str
-    point: str
-    value: float | bool | str | None
-    recv_ts: float  # receive time, time.time()
-    source_ts: float | None = None  # the device's own timestamp, if the payload had one
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Availability:
-    """A device said it is online or offline (e.g. its MQTT last will fired)."""
-
-    device: str
-    online: bool
-    recv_ts: float
-
-
-@dataclass(frozen=True, slots=True)
-class LinkState:
-    """The connector's own connection changed: up, down, reconnecting."""
-
-    connector: str
-    state: str  # "connecting" | "up" | "down"
-    detail: str = ""
-    recv_ts: float = 0.0
-
-
-Event = Sample | Availability | LinkState
 Sink = Callable[[Event], None]
 
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOP_FILES = ("pyproject.toml", "README.md", "LICENSE", "LICENSE.txt", "MANIFEST.in", "setup.py", "setup.cfg")
 SKIP_DIRS = {"__pycache__", "node_modules", ".pytest_cache", ".hypothesis"}
 # Data that must ship, as (source folder, glob below it); every match must be in the wheel.
-DATA = (("shaders", "**/*.wgsl"), ("assets/demo", "**/*"), ("viewer/web/static", "**/*"))
+DATA = (("viewer/shaders", "**/*.wgsl"), ("viewer/assets/demo", "**/*"), ("viewer/web/static", "**/*"))
 
 
 def package_roots(root: Path = ROOT) -> dict[str, str]:

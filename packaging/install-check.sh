@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Check twinview as a user gets it: build the wheel the way `pip install .` does,
 # check it ships every module, shader, demo asset and web file, install it (not
-# editable) into a fresh virtual environment, then, from a folder outside the
-# checkout, run the CLI on the installed demo site and check the rendered PNG.
+# editable, without extras) into a fresh virtual environment and, from a folder
+# outside the checkout, check the demo site and serve it with no GPU stack at
+# all; then add the [desktop] extra and check the rendered PNG.
 #
 # Needs the Debian packages from packaging/setup.sh (lavapipe for rendering).
 # Environment: PYTHON (default python3), TWINVIEW_KEEP=1 keeps the temp folder.
@@ -47,8 +48,12 @@ if not count("twinview/shaders/", ".wgsl"):
     sys.exit("no shader (twinview/shaders/*.wgsl) in the wheel")
 EOF
 
-section "pip install the wheel into the fresh environment"
+section "pip install the wheel into the fresh environment (core: no extras)"
 "$VPY" -m pip install -qq "$wheel" </dev/null || die "pip install $wheel"
+for gpu in pygfx wgpu imgui_bundle rendercanvas; do
+    if "$VPY" -c "import $gpu" 2>/dev/null; then die "the core install pulled in $gpu"; fi
+done
+echo "core install: no pygfx, wgpu, imgui_bundle or rendercanvas"
 
 cd "$tmp/work"  # outside the checkout: nothing can come from the source tree
 demo="$("$VPY" -c 'import twinview, importlib.resources as r; print(r.files("twinview.assets") / "demo")')" \
@@ -63,6 +68,40 @@ timeout 120 "$TWINVIEW" --help </dev/null || die "twinview --help (exit $?)"
 
 section "twinview check <installed demo site>"
 timeout 300 "$TWINVIEW" check "$demo" </dev/null || die "twinview check $demo (exit $?)"
+
+section "twinview serve <installed demo site> (core install, no GPU stack)"
+port="$("$VPY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+TWINVIEW_NODE_MODULES="$ROOT/viewer/web/node_modules" "$TWINVIEW" serve "$demo" --port "$port" \
+    </dev/null >"$tmp/serve.log" 2>&1 &
+serve_pid=$!
+served=0
+for _ in $(seq 1 120); do
+    if "$VPY" - "$port" <<'EOF' 2>/dev/null; then served=1; break; fi
+import sys, urllib.request
+port = sys.argv[1]
+for path, least in (("/", 200), ("/site.glb", 10000)):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+        assert r.status == 200 and len(r.read()) >= least
+EOF
+    sleep 0.5
+done
+kill -TERM "$serve_pid" 2>/dev/null || true
+wait "$serve_pid" 2>/dev/null || true
+[ "$served" = 1 ] || { cat "$tmp/serve.log" >&2; die "twinview serve did not serve the page and the site model"; }
+echo "served the page and site.glb without a GPU stack"
+
+section "twinview render without the desktop extra says what to install"
+if out="$("$TWINVIEW" render "$demo" --out "$tmp/work/none.png" 2>&1 </dev/null)"; then
+    die "render succeeded without the GPU stack?"
+fi
+case "$out" in
+    *"twinview[desktop]"*) echo "$out" ;;
+    *) echo "$out" >&2; die "render without the desktop extra did not name it" ;;
+esac
+case "$out" in *Traceback*) die "a traceback instead of one line" ;; esac
+
+section "pip install the [desktop] extra"
+"$VPY" -m pip install -qq "${wheel}[desktop]" </dev/null || die "pip install ${wheel}[desktop]"
 
 section "twinview render <installed demo site> --size $SIZE"
 shot="$tmp/work/shot.png"

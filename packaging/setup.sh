@@ -151,7 +151,7 @@ import twinview
 if pathlib.Path(twinview.__file__).resolve().parent != pathlib.Path(sys.argv[1]).resolve():
     sys.exit(1)
 for req in metadata.requires("twinview") or []:  # every dependency, test extra included, is installed
-    if "extra ==" in req and '"test"' not in req:
+    if "extra ==" in req and '"test"' not in req and '"desktop"' not in req:
         continue
     metadata.version(re.split(r"[\s<>=!~;\[(]", req, maxsplit=1)[0])
 EOF
@@ -161,7 +161,7 @@ if [ "$(cat "$VENV/.twinview-setup" 2>/dev/null)" = "$stamp" ] && installed_here
 else
     say "python: installing twinview[test] into .venv"
     rm -f "$VENV/.twinview-setup"
-    run "pip install -e '.[test]'" "$VENV/bin/python" -m pip install -q -e "${ROOT}[test]"
+    run "pip install -e '.[desktop,test]'" "$VENV/bin/python" -m pip install -q -e "${ROOT}[desktop,test]"
     installed_here || fail "twinview is not importable from $VENV after pip install" show-log
     printf '%s\n' "$stamp" >"$VENV/.twinview-setup"
     say "python: .venv ready ($(since "$t0"))"

@@ -13,15 +13,8 @@
 
 {$ include 'pygfx.std.wgsl' $}
 
-// Device state flags; keep in sync with twinview.twin.overlays / scene.site_object.
-const FLAG_SELECTED: u32 = 1u;
-const FLAG_HOVERED: u32 = 2u;
-const FLAG_STALE: u32 = 4u;
-const FLAG_BAD: u32 = 8u;
-const FLAG_ALARM: u32 = 16u;
-const FLAG_OFFLINE: u32 = 32u;
-const FLAG_PENDING: u32 = 64u;
-const FLAG_HIDDEN: u32 = 128u;
+// Device state flags (FLAG_*) come from vocabulary.wgsl, generated from twinview.twin.vocabulary
+// and prepended to this file when the shader is built.
 
 const MOTION_ROTATE: i32 = 1;
 const MOTION_TRANSLATE: i32 = 2;

@@ -1,6 +1,6 @@
 """A real mosquitto for tests: start on a free port, kill, restart on the same port.
 
-The broker itself lives in twinview.connectors.localbroker (benchmarks use it too);
+The broker itself lives in twinview.connectors.mqtt.localbroker (benchmarks use it too);
 this module adds the pytest side: skip when the binary is missing, and helpers
 that drive the real mosquitto_pub / mosquitto_sub command-line clients.
 """
@@ -15,7 +15,7 @@ from typing import Callable
 
 import pytest
 
-from twinview.connectors.localbroker import LocalBroker, mosquitto_binary
+from twinview.connectors.mqtt.localbroker import LocalBroker, mosquitto_binary
 
 __all__ = ["LocalBroker", "require_mosquitto", "mosquitto_pub", "start_mosquitto_sub", "wait_until"]
 

@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/broker.py
 from broker import LocalBroker, require_mosquitto  # noqa: E402
 
 from twinview.site.manifest import Site, load_manifest  # noqa: E402
-from twinview.twin.inbox import Inbox  # noqa: E402
-from twinview.twin.state import TwinState  # noqa: E402
+from twinview.twin.events import DevicesChanged  # noqa: E402
+from twinview.twin.runtime import Runtime  # noqa: E402
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 
@@ -194,22 +194,33 @@ def broker(tmp_path):
     b.close()
 
 
+class _Sink:
+    """What a connector under test is started with: keeps every event, hands it to the runtime."""
+
+    def __init__(self, loop: "Loop"):
+        self.loop = loop
+
+    def put(self, event) -> None:
+        self.loop.events.append(event)
+        self.loop.runtime.submit(event, "test")
+
+
 class Loop:
-    """Stands in for the render loop: drains an Inbox into a TwinState, frame by frame."""
+    """The tests' host: a runtime stepped by hand, frame by frame, with a sink for connectors."""
 
     def __init__(self, site: Site, **state_options):
-        self.inbox: Inbox = Inbox()
-        self.state = TwinState(site, **state_options)
+        self.runtime = Runtime(site, **state_options)
+        self.inbox = _Sink(self)
         self.events: list = []
         self.changed: set[int] = set()
+        self.runtime.events.subscribe(DevicesChanged, lambda e: self.changed.update(e.devices.tolist()))
+
+    @property
+    def state(self):
+        return self.runtime.state
 
     def frame(self, now: float | None = None) -> set[int]:
-        batch = self.inbox.drain()
-        self.events.extend(batch)
-        changed = self.state.apply(batch)
-        changed |= self.state.tick(time.time() if now is None else now)
-        self.changed |= changed
-        return changed
+        return set(self.runtime.step(time.time() if now is None else now).tolist())
 
     def run_until(self, predicate, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -7,8 +7,8 @@ import tomllib
 
 import pytest
 
-from twinview.twin import auth
-from twinview.twin.auth import AuthError, Principal
+from twinview.security import auth
+from twinview.security.auth import AuthError, Principal
 
 
 @pytest.fixture

@@ -23,21 +23,18 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from test_commands_site import MANIFEST, write_site
 
-from twinview.connectors.mqtt import MqttConnector
-from twinview.connectors.mqtt_commands import (
-    EXIT_AUTH, EXIT_CONFIRMED, EXIT_REFUSED, EXIT_REJECTED, MqttCommandTransport, run_command_cli,
-)  # fmt: skip
-from twinview.twin import auth
+from twinview.connectors.mqtt.telemetry import MqttConnector
+from twinview.cli.command import EXIT_AUTH, EXIT_CONFIRMED, EXIT_REFUSED, EXIT_REJECTED, run_command_cli
+from twinview.connectors.mqtt.commands import MqttCommandTransport
+from twinview.security import auth
 from twinview.twin.audit import read_audit
-from twinview.twin.auth import Principal
+from twinview.security.auth import Principal
+from twinview.twin.runtime import Runtime
 from twinview.twin.commands import (
     ACKNOWLEDGED, CONFIRMED, FAILED, FINAL, REFUSED, REJECTED, REQUESTED, SENT, TIMED_OUT,
-    CommandService, TwinStateReader,
 )  # fmt: skip
-from twinview.twin.decode import encode
-from twinview.twin.inbox import Inbox
-from twinview.twin.state import TwinState
-from twinview.twin.topics import TopicMap
+from twinview.connectors.wire.decode import encode
+from twinview.connectors.wire.topics import TopicMap
 
 pytestmark = pytest.mark.broker
 
@@ -172,21 +169,21 @@ class Viewer:
     """Telemetry, twin and command service wired as the desktop app wires them; frame() is one frame."""
 
     def __init__(self, site, broker: LocalBroker, audit: Path):
-        self.state = TwinState(site)
-        self.inbox: Inbox = Inbox()
+        self.runtime = Runtime(site)
         self.telemetry = MqttConnector(broker.url, TopicMap(site), reconnect_min=0.2, reconnect_max=1.0)
+        self.runtime.add_connector(self.telemetry)
         self.transport = MqttCommandTransport(broker.url, site.topic_prefix, reconnect_min=0.1, reconnect_max=0.5, publish_timeout=2.0)
-        self.service = CommandService(site, TwinStateReader(self.state), self.transport, audit)
-        self.telemetry.start(self.inbox.put)
+        self.service = self.runtime.enable_commands(self.transport, audit_path=audit)
+        self.runtime.start()
         self.transport.start()
         assert self.transport.wait_ready(10) and self.telemetry.wait_subscribed(10)
 
+    @property
+    def state(self):
+        return self.runtime.state
+
     def frame(self) -> None:
-        now = time.time()
-        changed = self.state.apply(self.inbox.drain())
-        changed |= self.state.tick(now)
-        self.service.on_values(changed)
-        self.service.poll(now)
+        self.runtime.step()
 
     def run_until(self, predicate, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -330,8 +327,10 @@ def test_broker_down_at_request_then_back_delivers_once(rig, broker):
     time.sleep(0.5)
     assert [d["body"]["id"] for d in dev.deliveries] == [cmd.id] and dev.executed == [cmd.id]
     assert transitions(audit, cmd.id) in CONFIRMED_PATHS
-    notes = [r for r in read_audit(audit, command_id=cmd.id) if r["event"] == "note"]
-    assert len(notes) == 1 and "retrying with the same id" in notes[0]["reason"]
+    notes = [r["reason"] for r in read_audit(audit, command_id=cmd.id) if r["event"] == "note"]
+    retries = [n for n in notes if "retrying with the same id" in n]
+    # on a loaded machine the device's answer can arrive after its report confirmed the command: a late note
+    assert len(retries) == 1 and all(n in retries or "after it was confirmed" in n for n in notes), notes
 
 
 def test_no_subscribed_device_means_not_sent_yet(rig, broker):
@@ -421,9 +420,10 @@ def test_broker_acl_refusal_fails_at_once(tmp_path, site):
 
 KILL_SCRIPT = """
 import os, signal, sys, time
-from twinview.connectors.mqtt_commands import MqttCommandTransport
+from twinview.connectors.mqtt.commands import MqttCommandTransport
 from twinview.site.manifest import load_manifest
-from twinview.twin.auth import Principal
+from twinview.security.auth import Principal
+from twinview.twin.runtime import Runtime
 from twinview.twin.commands import CommandService, TwinStateReader
 from twinview.twin.state import TwinState
 

@@ -14,7 +14,7 @@ import pytest
 from test_commands_site import Plant, write_site
 
 from twinview.twin.audit import read_audit
-from twinview.twin.auth import Principal
+from twinview.security.auth import Principal
 from twinview.twin.commands import (
     ACKNOWLEDGED, CONFIRMED, EXPIRED, FAILED, REFUSED, REJECTED, REQUESTED, SENT, TIMED_OUT,
     CommandService, PublishError, matches, parse_cli_args, parse_response, validate_args,

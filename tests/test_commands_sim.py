@@ -8,10 +8,10 @@ import json
 import pytest
 from test_commands_site import Plant, write_site
 
-from twinview.connectors.sim_commands import SimulatorTransport
-from twinview.connectors.simulator import Simulator
+from twinview.connectors.simulator.commands import SimulatorTransport
+from twinview.connectors.simulator.plant import Simulator
 from twinview.twin.audit import read_audit
-from twinview.twin.auth import Principal
+from twinview.security.auth import Principal
 from twinview.twin.commands import CONFIRMED, FINAL, REJECTED, CommandService
 
 OPERATOR = Principal("olga", "operator")
@@ -32,9 +32,9 @@ class Loop:
 
     def frame(self, dt: float = 0.1) -> None:
         self.t += dt
-        changed = self.plant.state.apply(self.sim.step(self.t))
-        changed |= self.plant.state.tick(self.t)
-        self.service.on_values(changed)
+        state = self.plant.state
+        rows = list(state.apply(self.sim.step(self.t))) + list(state.tick(self.t))
+        self.service.on_values(set(state.table.device[rows].tolist()))
         self.service.poll(self.t)
 
     def run_until_final(self, cmd, frames: int = 100) -> None:

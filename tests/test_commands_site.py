@@ -119,7 +119,9 @@ class Plant:
         self.reader = TwinStateReader(self.state)
 
     def report(self, now: float, device: str = "P-101", **values) -> set[int]:
-        return self.state.apply([Sample(device, point, value, now) for point, value in values.items()])
+        """Apply reported values; returns the devices whose state changed (as the runtime tells the service)."""
+        rows = self.state.apply([Sample(device, point, value, now) for point, value in values.items()])
+        return set(self.state.table.device[rows].tolist())
 
 
 def test_the_shared_site_has_valid_commands(tmp_path):

@@ -12,11 +12,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from broker import wait_until
 from twinview.connectors.base import Availability, Sample
-from twinview.connectors.mqtt import MqttConnector
-from twinview.connectors.simulator import Simulator, run_as_mqtt_publisher, synthetic_site
-from twinview.twin.quality import Quality
+from twinview.connectors.mqtt.telemetry import MqttConnector
+from twinview.connectors.simulator.plant import Simulator, run_as_mqtt_publisher, synthetic_site
+from twinview.twin.vocabulary import Quality
 from twinview.twin.state import TwinState
-from twinview.twin.topics import TopicMap
+from twinview.connectors.wire.topics import TopicMap
 
 T0 = 1_718_000_000.0
 
@@ -226,11 +226,11 @@ def test_simulator_as_an_external_mqtt_fleet(broker, plant, make_loop):
         responses.loop_start()
         assert subscribed.wait(10)
         body = {"id": "cmd-7", "device": "P-102", "command": "stop", "args": {}, "expires_at": 4e9}
-        assert conn.publish("plant/P-102/cmd/stop", json.dumps(body).encode(), qos=1).wait(5)
+        responses.publish("plant/P-102/cmd/stop", json.dumps(body).encode(), qos=1).wait_for_publish(5)
         assert wait_until(lambda: answers, timeout=5)
         assert answers[0] == ("plant/P-102/cmd_response", {"id": "cmd-7", "status": "accepted", "reason": "stopping"})
         # a redelivery of the same id is answered again but acted on once
-        assert conn.publish("plant/P-102/cmd/stop", json.dumps(body).encode(), qos=1).wait(5)
+        responses.publish("plant/P-102/cmd/stop", json.dumps(body).encode(), qos=1).wait_for_publish(5)
         assert wait_until(lambda: len(answers) == 2, timeout=5)
         assert answers[1] == answers[0]
         assert loop.run_until(lambda: twin.point("P-102", "speed").value == 0.0, timeout=15)

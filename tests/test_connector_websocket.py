@@ -11,9 +11,9 @@ from websockets.sync.client import connect
 
 from broker import wait_until
 from twinview.connectors.base import LinkState
-from twinview.connectors.websocket_ingest import WebSocketIngest
-from twinview.twin.quality import Quality
-from twinview.twin.topics import TopicMap
+from twinview.connectors.websocket.ingest import WebSocketIngest
+from twinview.twin.vocabulary import Quality
+from twinview.connectors.wire.topics import TopicMap
 
 
 @pytest.fixture

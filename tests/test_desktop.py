@@ -22,13 +22,14 @@ def app(tmp_path_factory):
     from rendercanvas.offscreen import RenderCanvas
 
     from twinview.app.desktop import DesktopApp
-    from twinview.app.live import LiveSite
+    from twinview.scene.binding import SceneBinding
+    from twinview.twin.runtime import Runtime
     from twinview.scene.view import SiteView
 
     loaded = open_site(grid_site(tmp_path_factory.mktemp("grid")))
     view = SiteView(loaded)
-    live = LiveSite(loaded, connectors=[])
-    live.attach(view)
+    live = Runtime(loaded.site)
+    SceneBinding(live, view)
     canvas = RenderCanvas(size=(1400, 900), pixel_ratio=1)
     app = DesktopApp(view, canvas, live)
     top_down(view)
@@ -52,7 +53,7 @@ def screen_of(app, index: int) -> np.ndarray:
 
 def test_click_on_a_device_selects_it_and_the_inspector_has_its_values(app):
     live = app.live
-    live.inbox.put(Sample("B-1-2", "temp", 73.2, time.time()))
+    live.submit(Sample("B-1-2", "temp", 73.2, time.time()))
     app.canvas.draw()  # the frame drains the inbox and applies it
     x, y = screen_of(app, 5)
     pointer(app, "pointer_down", x, y)
@@ -61,7 +62,7 @@ def test_click_on_a_device_selects_it_and_the_inspector_has_its_values(app):
     assert app.view.site.devices[5].id == "B-1-2"
     state = live.point_state("B-1-2", "temp")
     assert state.value == 73.2 and state.quality.name == "GOOD"
-    assert live.looks[5].label == "73 degC"
+    assert live.looks.label(5) == "73 degC"
     app.canvas.draw()  # inspector, history chart and panels draw for the selection without error
 
 
@@ -104,18 +105,18 @@ def test_tree_and_scene_selection_stay_in_sync(app):
 
 @pytest.mark.slow
 def test_demo_stop_pump_closes_the_loop_through_the_simulator(tmp_path):
-    from twinview.app.live import LiveSite
+    from twinview.cli.sources import runtime_from_args
     from twinview.cli import demo_site_path
 
     loaded = open_site(demo_site_path())
     args = SimpleNamespace(mqtt=None, replay=None, ws_ingest=None, no_sim=False, audit=str(tmp_path / "audit.jsonl"))
-    live = LiveSite.from_args(loaded, args)
+    live = runtime_from_args(loaded, args)
     try:
         live.start()
         deadline = time.monotonic() + 30
         running = None
         while time.monotonic() < deadline:  # wait for a pump that reports running
-            live.update()
+            live.step()
             running = next((d.id for d in loaded.site.devices if d.type == "pump"
                             and live.point_state(d.id, "state").value == "running"), None)
             if running:
@@ -124,14 +125,14 @@ def test_demo_stop_pump_closes_the_loop_through_the_simulator(tmp_path):
         assert running, "no pump reported running"
         cmd = live.request_command(running, "stop", {}, confirmed=True)
         while time.monotonic() < deadline and not cmd.final:
-            live.update()
+            live.step()
             time.sleep(0.05)
         assert cmd.state == "confirmed", (cmd.state, cmd.reason)
         assert live.point_state(running, "state").value == "stopped"
         audit = (tmp_path / "audit.jsonl").read_text()
         assert cmd.id in audit and '"confirmed"' in audit
         refused = live.commands.request(
-            __import__("twinview.twin.auth", fromlist=["Principal"]).Principal("visitor", "viewer"), running, "start", {}, False
+            __import__("twinview.security.auth", fromlist=["Principal"]).Principal("visitor", "viewer"), running, "start", {}, False
         )
         assert refused.state == "refused"
     finally:

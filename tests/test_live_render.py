@@ -19,7 +19,7 @@ def settle(live, predicate, timeout: float) -> bool:
     """Run frames (update) until predicate holds."""
 
     def frame_then_check():
-        live.update()
+        live.step()
         return predicate()
 
     return wait_until(frame_then_check, timeout)
@@ -33,7 +33,8 @@ def aim(view, index):
 
 
 def test_published_values_change_the_device_pixel_and_an_outage_greys_it(broker, tmp_path):
-    from twinview.app.live import LiveSite
+    from twinview.cli.sources import runtime_from_args
+    from twinview.scene.binding import SceneBinding
     from twinview.scene.offscreen import OffscreenView
     from twinview.scene.view import SiteView
 
@@ -41,9 +42,9 @@ def test_published_values_change_the_device_pixel_and_an_outage_greys_it(broker,
     view = SiteView(loaded)
     top_down(view)
     off = OffscreenView(view, (320, 240))
-    live = LiveSite.from_args(loaded, SimpleNamespace(mqtt=broker.url, replay=None, ws_ingest=None, no_sim=True,
+    live = runtime_from_args(loaded, SimpleNamespace(mqtt=broker.url, replay=None, ws_ingest=None, no_sim=True,
                                                       audit=str(tmp_path / "audit.jsonl")))
-    live.attach(view)
+    SceneBinding(live, view)
     live.start()
     try:
         connector = live.connectors[0]
@@ -51,7 +52,7 @@ def test_published_values_change_the_device_pixel_and_an_outage_greys_it(broker,
         x, y = view.project(aim(view, 4)[None], off.size)[0]
 
         def pixel():
-            live.update()
+            live.step()
             return off.render()[int(y), int(x), :3].astype(int)
 
         # No data yet: the device is drawn as "no data" (grey, striped), not in a colour.
@@ -70,7 +71,7 @@ def test_published_values_change_the_device_pixel_and_an_outage_greys_it(broker,
         # A payload that is not a number is bad: counted, shown, and the next good value still lands.
         mosquitto_pub(broker, "grid/B-1-1/temp", "NaN")
         assert settle(live, lambda: live.point_state("B-1-1", "temp").quality.name == "BAD", 10)
-        assert connector.stats.bad + live.twin.counters["bad"] >= 1
+        assert connector.stats.bad + live.state.counters["bad"] >= 1
         mosquitto_pub(broker, "grid/B-1-1/temp", "40")
         assert settle(live, lambda: live.point_state("B-1-1", "temp").value == 40.0, 10)
         assert live.point_state("B-1-1", "temp").quality.name == "GOOD"

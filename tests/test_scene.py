@@ -95,7 +95,9 @@ def test_pick_at_each_device_returns_that_device(grid):
 
 
 def test_stale_device_is_hatched_not_flat(grid):
-    from twinview.scene.site_object import FLAG_STALE
+    from twinview.twin.vocabulary import DeviceFlag
+
+    FLAG_STALE = int(DeviceFlag.STALE)
 
     view, off = grid
     view.set_look(0, (0.1, 0.8, 0.1, 1.0), 0)
@@ -117,13 +119,16 @@ def test_rotation_moves_the_blade_on_the_gpu(grid):
     view, off = grid
     centre = view.project(view.geometry.device_centers[4:5], off.size)[0]
     tip = view.project(view.geometry.device_centers[4:5] + np.array([[1.05, 0.6, 0.0]]), off.size)[0]
-    view.set_motion(4, (0.0,), now=0.0)
+    start = np.r_[0, np.cumsum([len(d.motions) for d in view.site.devices])]  # the twin's motion entries
+    view.bind_motions(start)
+    blade = np.asarray([start[4]])
+    view.set_motion_targets(blade, np.asarray([0.0]), now=0.0)
     view.advance_clock(0.0)
     at_rest = pixel(off.render(), tip)
-    view.set_motion(4, (1.0,), now=0.0)  # one revolution per second
+    view.set_motion_targets(blade, np.asarray([1.0]), now=0.0)  # one revolution per second
     view.advance_clock(0.25)  # a quarter turn later the blade points along z
     turned = pixel(off.render(), tip)
-    view.set_motion(4, (0.0,), now=0.25)
+    view.set_motion_targets(blade, np.asarray([0.0]), now=0.25)
     assert view.animating is False
     assert at_rest.max() < 90, f"blade tip is dark at rest, got {at_rest}"
     assert turned.min() > 90, f"after a quarter turn the floor shows at the old tip, got {turned}"

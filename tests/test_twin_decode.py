@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from twinview.connectors.base import Availability, ConnectorStats, Sample
-from twinview.connectors.routing import Router
+from twinview.connectors.wire.routing import Router
 from twinview.site.manifest import PointSpec
-from twinview.twin.decode import MAX_PAYLOAD_BYTES, DecodeError, decode, encode, parse_timestamp
-from twinview.twin.topics import TopicMap
+from twinview.connectors.wire.decode import MAX_PAYLOAD_BYTES, DecodeError, decode, encode, parse_timestamp
+from twinview.connectors.wire.topics import TopicMap
 
 NUM = PointSpec(id="speed", topic="t/speed", range=(0.0, 3000.0))
 FREE = PointSpec(id="x", topic="t/x")  # no range
@@ -261,7 +261,7 @@ def test_points_sharing_a_topic(plant):
 
 
 def test_subscriptions_group_large_sites():
-    from twinview.connectors.simulator import synthetic_site
+    from twinview.connectors.simulator.plant import synthetic_site
 
     site = synthetic_site(300)
     subs = TopicMap(site).subscriptions()

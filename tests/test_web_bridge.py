@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent / "web"))
 
 from rig import command_site, wait_for  # noqa: E402
 
-from twinview.app.live import LiveSite  # noqa: E402
+from twinview.twin.runtime import Runtime  # noqa: E402
 from twinview.connectors.base import Sample  # noqa: E402
 from twinview.site import open_site  # noqa: E402
-from twinview.twin.overlays import DeviceLook  # noqa: E402
+from twinview.twin.looks import DeviceLook  # noqa: E402
 from twinview.web.bridge import WebBridge  # noqa: E402
 from twinview.web.serve import start_server  # noqa: E402
 
@@ -35,7 +35,7 @@ def loaded(tmp_path_factory):
 def server(loaded):
     from twinview.web.assets import MissingThree
 
-    live = LiveSite(loaded)
+    live = Runtime(loaded.site)
     try:
         srv = start_server(loaded, live, port=0)
     except MissingThree as exc:
@@ -79,7 +79,7 @@ class Client:
 
 
 def push(live, device: str, value: float) -> None:
-    live.inbox.put(Sample(device, "temp", value, time.time()))
+    live.submit(Sample(device, "temp", value, time.time()))
 
 
 def test_a_client_joining_mid_stream_gets_the_latest_state(server):
@@ -205,7 +205,7 @@ def test_origins_are_checked(loaded):
 
 
 def test_logins_use_the_users_file(loaded, tmp_path):
-    from twinview.twin.auth import add_user, issue_token
+    from twinview.security.auth import add_user, issue_token
     from twinview.web.actuation import token_authenticator
 
     users = tmp_path / "users.toml"
@@ -241,3 +241,35 @@ def test_http_serves_the_page_and_nothing_else(server):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(srv.url + path)
         assert err.value.code == 404
+
+
+def test_metrics_count_what_the_twin_received_and_applied(server):
+    """/metrics is Prometheus text: samples received and applied, points by quality, link states, errors."""
+    import urllib.request
+
+    srv, live = server
+    push(live, "B-0-0", 33.0)
+    push(live, "B-0-1", 34.0)
+    live.submit(Sample("B-0-2", "temp", None, time.time(), None, "not a number: 'x'"))
+
+    def scrape() -> dict[str, float]:
+        with urllib.request.urlopen(srv.url + "metrics", timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+            text = r.read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        return values
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        m = scrape()
+        if m.get("twinview_samples_applied_total", 0) >= 2 and m.get("twinview_samples_bad_total", 0) >= 1:
+            break
+        time.sleep(0.1)
+    assert m["twinview_samples_applied_total"] >= 2 and m["twinview_samples_bad_total"] == 1
+    assert m['twinview_points{quality="good"}'] == 2 and m['twinview_points{quality="bad"}'] == 1
+    assert m['twinview_points{quality="no data"}'] == 6
+    assert m["twinview_steps_total"] > 0 and 'twinview_errors_total{kind="runtime_errors"}' in m

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent / "web"))
 from browser import Browser, missing  # noqa: E402
 from rig import command_site, wait_for  # noqa: E402
 
-from twinview.app.live import LiveSite  # noqa: E402
+from twinview.twin.runtime import Runtime  # noqa: E402
 from twinview.connectors.base import Sample  # noqa: E402
 from twinview.site import open_site  # noqa: E402
 from twinview.twin import colormaps  # noqa: E402
@@ -36,7 +36,7 @@ def loaded(tmp_path_factory):
 
 
 def push(live, device: str, value: float) -> None:
-    live.inbox.put(Sample(device, "temp", value, time.time()))
+    live.submit(Sample(device, "temp", value, time.time()))
 
 
 # The page draws continuous maps that use the reserved state hues (heat has reds) with
@@ -70,7 +70,7 @@ TOP = [0, 0, 0.32]  # beside the blade that crosses the middle of each box's top
 def test_page_shows_live_state_and_inspects_devices(loaded, tmp_path):
     from PIL import Image
 
-    from twinview.connectors.localbroker import free_port
+    from twinview.connectors.mqtt.localbroker import free_port
     from twinview.web.serve import export_static
 
     bundle = export_static(loaded, tmp_path / "bundle").parent
@@ -79,7 +79,7 @@ def test_page_shows_live_state_and_inspects_devices(loaded, tmp_path):
     threading.Thread(target=static.serve_forever, daemon=True).start()
     cleanup = [static.server_close, static.shutdown]
     try:
-        live = LiveSite(loaded)
+        live = Runtime(loaded.site)
         server = start_server(loaded, live, port=0, allowed_origins=[f"http://127.0.0.1:{static_port}"])
         cleanup.append(server.stop)
         browser = Browser()
@@ -90,6 +90,11 @@ def test_page_shows_live_state_and_inspects_devices(loaded, tmp_path):
         push(live, "B-1-1", 40.0)
         push(live, "B-0-0", 95.0)
         browser.wait("() => (twinview.deviceEntry('B-1-1') || {}).label === '40 degC' && twinview.deviceColor('B-0-0').painted")
+        # a payload that does not decode is counted on the server and the page says so
+        live.submit(Sample("B-2-2", "temp", None, time.time(), None, "not a number: 'hot'"))
+        browser.wait("() => twinview.status && twinview.status.errors.bad_samples === 1"
+                     " && !document.getElementById('errors').hidden"
+                     " && document.getElementById('errors').textContent === '1 counted error'")
 
         colour = browser.eval("(id) => twinview.deviceColor(id)", "B-1-1")
         assert colour["painted"] and close_hex(colour["color"], heat_hex(40)), colour
@@ -180,10 +185,9 @@ def press(browser: Browser, label: str) -> None:
 def test_headset_selects_a_device_and_commands_it(loaded, tmp_path, broker):
     import json
 
-    from twinview.connectors.mqtt_commands import MqttCommandTransport
+    from twinview.connectors.mqtt.commands import MqttCommandTransport
     from twinview.twin.audit import read_audit
-    from twinview.twin.auth import add_user, issue_token
-    from twinview.twin.commands import CommandService, TwinStateReader
+    from twinview.security.auth import add_user, issue_token
     from twinview.web.actuation import token_authenticator
 
     users = tmp_path / "users.toml"
@@ -199,10 +203,9 @@ def test_headset_selects_a_device_and_commands_it(loaded, tmp_path, broker):
         transport = MqttCommandTransport(broker.url, loaded.site.topic_prefix).start()
         cleanup.append(transport.stop)
         assert transport.wait_ready(10)
-        live = LiveSite(loaded)
-        service = CommandService(loaded.site, TwinStateReader(live.twin), transport, audit)
-        cleanup.append(service.close)
-        server = start_server(loaded, live, port=0, authenticate=token_authenticator(users), commands=service)
+        live = Runtime(loaded.site)
+        live.enable_commands(transport, audit_path=audit)
+        server = start_server(loaded, live, port=0, authenticate=token_authenticator(users))
         cleanup.append(server.stop)
         browser = Browser(iwer=True)
         cleanup.append(browser.close)

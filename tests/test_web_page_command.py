@@ -93,7 +93,7 @@ def test_command_arguments_confirmation_and_log(tmp_path, broker):
             assert topic == "plant/P-102/cmd/set_speed" and json.loads(payload)["args"] == {"speed": 1200}
             desired = browser.wait("() => document.querySelector('#panel-commands [data-command=set_speed] .desired').textContent")
             assert "desired 1200 rpm" in desired and "reported 1800 rpm" in desired, desired
-            rig.live.inbox.put(Sample("P-102", "speed", 1200.0, time.time()))  # the pump reports the new speed
+            rig.live.submit(Sample("P-102", "speed", 1200.0, time.time()))  # the pump reports the new speed
             line = browser.wait(f"() => ({LOG})().find(t => t.includes('confirmed'))", timeout=20)
             assert re.match(r"\d\d:\d\d:\d\d olga: Set speed \(speed=1200\) — confirmed", line), line
             assert len(browser.eval(LOG)) == 1, browser.eval(LOG)  # one line per command, not one per state

@@ -82,7 +82,7 @@ def test_status_summary_counts_what_is_wrong_and_opens_those_devices(rig, tmp_pa
 
         # Red is reserved for alarms: a pressure sensor on the heat map (reds at mid range) is
         # drawn with the page's value ramp, never in a red a fault could be mistaken for.
-        rig.live.inbox.put(Sample("PT-101", "pressure", 3.3, time.time()))  # inside its alarm band: no alarm
+        rig.live.submit(Sample("PT-101", "pressure", 3.3, time.time()))  # inside its alarm band: no alarm
         entry = browser.wait("() => { const e = twinview.deviceEntry('PT-101'); return e.points.pressure.v === 3.3 && e; }")
         assert not entry["points"]["pressure"]["a"]
         server = "#" + "".join(f"{round(c * 255):02x}" for c in entry["rgba"][:3])
@@ -92,7 +92,7 @@ def test_status_summary_counts_what_is_wrong_and_opens_those_devices(rig, tmp_pa
         assert red(browser.eval("(id) => twinview.deviceColor(id).color", "P-101"))  # the fault is red
 
         # A new alarm is counted and announced (assertive live region).
-        rig.live.inbox.put(Sample("P-104", "state", "fault", time.time()))
+        rig.live.submit(Sample("P-104", "state", "fault", time.time()))
         browser.wait("() => twinview.counts.alarm === 2")
         said = browser.wait("() => twinview.announcements.find(a => a.startsWith('Alarm: P-104'))")
         assert "State: fault" in said, said

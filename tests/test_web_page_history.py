@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent / "web"))
 import pytest  # noqa: E402
 from rig import command_site, wait_for  # noqa: E402
 
-from twinview.app.live import LiveSite  # noqa: E402
+from twinview.twin.runtime import Runtime  # noqa: E402
 from twinview.connectors.base import Sample  # noqa: E402
 from twinview.site import open_site  # noqa: E402
 from twinview.web.serve import start_server  # noqa: E402
@@ -33,14 +33,14 @@ def test_history_request_returns_the_points_samples_and_refuses_unknown_names(tm
     from websockets.sync.client import connect
 
     loaded = open_site(command_site(tmp_path / "site"))
-    live = LiveSite(loaded)
+    live = Runtime(loaded.site)
     server = start_server(loaded, live, port=0)
     try:
         now = time.time()
         for k, value in enumerate((10.0, 20.0, 30.0)):
             t = now - 30 + 10 * k
-            live.inbox.put(Sample("B-0-1", "temp", value, t, t))
-        assert wait_for(lambda: len(live.twin.history("B-0-1", "temp")[0]) == 3, 10)
+            live.submit(Sample("B-0-1", "temp", value, t, t))
+        assert wait_for(lambda: len(live.state.history("B-0-1", "temp")[0]) == 3, 10)
         with connect(server.bridge.ws_url) as ws:  # read-only: no login needed to read history
             ws.send(json.dumps({"type": "history", "device": "B-0-1", "point": "temp", "ref": "h1"}))
             (msg,) = answers(ws, "history")
@@ -77,7 +77,7 @@ def test_command_log_request_reads_a_devices_commands_from_the_audit_log(tmp_pat
         audit.write({"ts": t + i, "event": "transition", "id": cid, "state": state, "user": user, "role": "operator",
                      "device": device, "command": "start", "args": {}, "reason": "viewer" if state == "refused" else None})
     audit.close()
-    server = start_server(loaded, LiveSite(loaded), port=0)
+    server = start_server(loaded, Runtime(loaded.site), port=0)
     server.bridge.command_log_provider = command_log_provider(audit.path)
     try:
         with connect(server.bridge.ws_url) as ws:

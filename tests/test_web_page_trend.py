@@ -32,12 +32,12 @@ def test_trend_chart_with_ranges_from_the_twins_history(tmp_path):
         now = time.time()
         # P-103's speed over the last four minutes (oldest first), then the rest of the plant.
         for ago, rpm in ((290, 900.0), (230, 1200.0), (170, 1500.0), (110, 1650.0), (50, 2100.0)):
-            rig.live.inbox.put(Sample("P-103", "speed", rpm, now - ago, now - ago))
-        assert wait_for(lambda: len(rig.live.twin.history("P-103", "speed")[0]) == 5, 10)
+            rig.live.submit(Sample("P-103", "speed", rpm, now - ago, now - ago))
+        assert wait_for(lambda: len(rig.live.state.history("P-103", "speed")[0]) == 5, 10)
         from rig import demo_values
 
         demo_values(rig.live, now=now - 10)
-        rig.live.inbox.put(Sample("P-103", "speed", 2400.0, now - 5))
+        rig.live.submit(Sample("P-103", "speed", 2400.0, now - 5))
         with Browser(width=1280, height=720) as browser:
             open_page(browser, rig)
             browser.eval("() => twinview.select('P-103')")
@@ -68,7 +68,7 @@ def test_trend_chart_with_ranges_from_the_twins_history(tmp_path):
             assert ages and all(re.fullmatch(r"\d+ (s|min) ago", a) for a in ages), ages
             # A live value extends the chart.
             n = browser.eval("() => twinview.trend().samples")
-            rig.live.inbox.put(Sample("P-103", "speed", 2500.0, time.time()))
+            rig.live.submit(Sample("P-103", "speed", 2500.0, time.time()))
             browser.wait("(n) => twinview.trend().samples > n", n)
     finally:
         rig.close()

@@ -1,4 +1,4 @@
-"""Test sites and a live server rig for the web tests (real LiveSite, real bridge)."""
+"""Test sites and a live server rig for the web tests (real Runtime, real bridge)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests/sitegen.py
 
 from sitegen import grid_site  # noqa: E402
+
+from twinview.twin.runtime import Runtime  # noqa: E402
 
 COMMANDS = """
 [[types.box.commands]]
@@ -66,7 +68,7 @@ DEMO = HERE.parent.parent / "assets" / "demo"
 def demo_values(live, now: float | None = None, fault: str = "P-101", offline: str = "P-302") -> None:
     """Every point of the demo plant current and in range; `fault` in fault, `offline` offline.
 
-    Values are pushed straight into the LiveSite's inbox (the same path a connector uses)."""
+    Values are submitted straight to the runtime (the same path a connector uses)."""
     from twinview.connectors.base import Availability, Sample
 
     now = time.time() if now is None else now
@@ -79,13 +81,13 @@ def demo_values(live, now: float | None = None, fault: str = "P-101", offline: s
             else:
                 lo, hi = p.alarm or p.range or (0.0, 100.0)
                 value = round(lo + (hi - lo) * 0.5, 2)
-            live.inbox.put(Sample(d.id, p.id, value, now))
-        live.inbox.put(Availability(d.id, True, now))
+            live.submit(Sample(d.id, p.id, value, now))
+        live.submit(Availability(d.id, True, now))
     if fault:
-        live.inbox.put(Sample(fault, "state", "fault", now))
-        live.inbox.put(Sample(fault, "speed", 0.0, now))
+        live.submit(Sample(fault, "state", "fault", now))
+        live.submit(Sample(fault, "speed", 0.0, now))
     if offline:
-        live.inbox.put(Availability(offline, False, now))
+        live.submit(Availability(offline, False, now))
 
 
 def slow_periods(site_dir: Path, out: Path, period: float = 1800) -> Path:
@@ -103,7 +105,7 @@ def slow_periods(site_dir: Path, out: Path, period: float = 1800) -> Path:
 
 
 class DemoRig:
-    """The demo plant served live: a real LiveSite, bridge and command service.
+    """The demo plant served live: a real Runtime, bridge and command service.
 
     Values come from demo_values() (P-101 in fault, P-302 offline); with a broker,
     commands go out over real MQTT (MqttCommandTransport) and are audited; users
@@ -111,7 +113,6 @@ class DemoRig:
     """
 
     def __init__(self, tmp: Path, broker=None, values: bool = True, period: float = 1800):
-        from twinview.app.live import LiveSite
         from twinview.site import open_site
         from twinview.twin.auth import add_user, issue_token
         from twinview.web.actuation import token_authenticator
@@ -120,27 +121,24 @@ class DemoRig:
         self.tmp = tmp
         self.cleanup = []
         self.loaded = open_site(slow_periods(DEMO, tmp / "demo", period))
-        self.live = LiveSite(self.loaded)
+        self.live = Runtime(self.loaded.site)
         users = tmp / "users.toml"
         add_user("olga", "operator", path=users)
         add_user("piotr", "operator", path=users)
         add_user("victor", "viewer", path=users)
         self.tokens = {name: issue_token(name, path=users) for name in ("olga", "piotr", "victor")}
         self.audit = tmp / "audit.jsonl"
-        self.service = None
         self.transport = None
         if broker is not None:
-            from twinview.connectors.mqtt_commands import MqttCommandTransport
-            from twinview.twin.commands import CommandService, TwinStateReader
+            from twinview.connectors.mqtt.commands import MqttCommandTransport
 
             self.transport = MqttCommandTransport(broker.url, self.loaded.site.topic_prefix).start()
             self.cleanup.append(self.transport.stop)
             assert self.transport.wait_ready(10)
-            self.service = CommandService(self.loaded.site, TwinStateReader(self.live.twin), self.transport, self.audit)
-            self.cleanup.append(self.service.close)
+            self.live.enable_commands(self.transport, audit_path=self.audit)
         self.authenticate = token_authenticator(users)
         self.port = 0
-        self.server = start_server(self.loaded, self.live, port=0, authenticate=self.authenticate, commands=self.service)
+        self.server = start_server(self.loaded, self.live, port=0, authenticate=self.authenticate)
         self.port = self.server.bridge.port
         if values:
             demo_values(self.live)
@@ -151,11 +149,10 @@ class DemoRig:
 
     def restart(self) -> None:
         """Start the server again on the same port (after stop_server)."""
-        from twinview.app.live import LiveSite
         from twinview.web.serve import start_server
 
-        self.live = LiveSite(self.loaded)
-        self.server = start_server(self.loaded, self.live, port=self.port, authenticate=self.authenticate, commands=None)
+        self.live = Runtime(self.loaded.site)
+        self.server = start_server(self.loaded, self.live, port=self.port, authenticate=self.authenticate)
         demo_values(self.live)
 
     def stop_server(self) -> None:

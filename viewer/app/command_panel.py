@@ -88,14 +88,15 @@ class CommandPanel:
         imgui.pop_id()
 
     def _initial(self, device, spec, arg, fallback: float) -> float:
-        """A slider starts at the argument's default, else at the value the device reports now."""
-        if isinstance(arg.default, (int, float)) and not isinstance(arg.default, bool):
-            return float(arg.default)
-        if spec.success_point and spec.success_value == f"${arg.name}":
-            state = self.live.point_state(device.id, spec.success_point)
-            value = getattr(state, "good_value", None)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
+        """Where a slider starts: the one rule every view follows (twin.commands.initial_value)."""
+        from twinview.twin.commands import initial_value
+
+        def reported(point: str):
+            return getattr(self.live.point_state(device.id, point), "good_value", None)
+
+        value = initial_value(spec, arg, reported)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
         return fallback
 
     def _desired(self, device) -> None:
@@ -219,7 +220,7 @@ class CommandPanel:
         imgui.end_popup()
 
     def _sign_in(self) -> None:
-        from twinview.twin.auth import AuthError, authenticate
+        from twinview.security.auth import AuthError, authenticate
 
         try:
             if self._token:

@@ -27,7 +27,7 @@ class DesktopApp:
         from wgpu.utils.imgui import ImguiRenderer
 
         self.view = view
-        self.live = live  # twinview.app.live.LiveSite or None
+        self.live = live  # twinview.twin.runtime.Runtime or None
         self.canvas = canvas
         self.renderer = make_renderer(canvas, "auto")
         w, h = canvas.get_logical_size()
@@ -53,7 +53,7 @@ class DesktopApp:
         self.renderer.add_event_handler(self._on_key, "key_down")
         self.renderer.add_event_handler(lambda e: self.request_draw(), "wheel", "resize")
         if live is not None:
-            live.on_data = self.request_draw
+            live.wake = self.request_draw
         canvas.request_draw(self._frame)
 
     @staticmethod
@@ -129,13 +129,13 @@ class DesktopApp:
     def _frame(self) -> None:
         t0 = time.perf_counter()
         if self.live is not None:
-            self.live.update()
+            self.live.step()
         self.view.advance_clock()
         self.view.before_render(tuple(int(v) for v in self.canvas.get_logical_size()))
         self.renderer.render(self.view.scene, self.view.camera)
         self.gui.render()  # drawn over the flushed scene (load op "load")
         self.frame_times = (self.frame_times + [time.perf_counter() - t0])[-60:]
-        if self.view.animating or (self.live is not None and self.live.needs_frames):
+        if self.view.animating or (self.live is not None and self.live.needs_steps):
             self.canvas.request_draw()
 
     def _draw_gui(self) -> None:

@@ -46,16 +46,22 @@ class StatusPanel:
                 imgui.tree_pop()
         now = time.monotonic()
         if now - self._counted_at > 1.0:  # walks every point: once a second, not per frame
-            self._quality_counts = self.live.twin.quality_counts()
+            self._quality_counts = self.live.state.quality_counts()
             self._counted_at = now
         imgui.separator()
         counts = self._quality_counts
         imgui.text_colored(GOOD, f"good {counts.get('good', 0):,}")
-        for label, color in (("stale", WARN), ("bad", BAD), ("offline", BAD), ("none", DIM)):
+        for label, color in (("stale", WARN), ("bad", BAD), ("offline", BAD), ("no data", DIM)):
             imgui.same_line()
             imgui.text_colored(color, f"{label} {counts.get(label, 0):,}")
-        c = self.live.twin.counters
+        c = self.live.state.counters
         imgui.text_colored(DIM, f"applied {c['samples']:,}  bad {c['bad']:,}  out of order {c['out_of_order']:,}  unknown {c['unknown']:,}")
+        errors = {k: v for k, v in self.live.counted_errors().items() if v and k not in ("bad_samples", "out_of_order", "unknown_points") and not k.endswith(".bad")}
+        if errors:
+            imgui.text_colored(BAD, "errors: " + "  ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in errors.items()))
+            last = self.live.stats.last_error or self.live.events.last_error
+            if last:
+                imgui.text_colored(DIM, f"  last: {last[:90]}")
         imgui.end()
 
 
@@ -105,7 +111,7 @@ def draw_history(live, device_index: int) -> None:
         return
     now = time.time()
     for point in numeric:
-        times, values = live.twin.history(device.id, point.id)
+        times, values = live.state.history(device.id, point.id)
         label = f"{point.label or point.id} ({point.unit})" if point.unit else (point.label or point.id)
         if implot.begin_plot(f"{label}##{device.id}.{point.id}", imgui.ImVec2(-1, 120)):
             implot.setup_axes("s ago", "", implot.AxisFlags_.none, implot.AxisFlags_.auto_fit)

@@ -75,4 +75,8 @@ def run_bench(args) -> int:
                 bench_web = None
             if bench_web is not None:
                 bench_web(workdir, sizes)
+        if not only or "faults" in only:
+            from .faults import bench_faults
+
+            bench_faults(workdir / "faults")
     return 0

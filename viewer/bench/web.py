@@ -38,7 +38,7 @@ _SEQ = re.compile(rb'"seq":(\d+)')
 
 
 def _entries(ids: list[str], idx: list[int], now: float) -> dict:
-    from twinview.twin.overlays import DeviceLook
+    from twinview.twin.looks import DeviceLook
 
     looks = {}
     points = {}
@@ -157,7 +157,7 @@ async def _clients(port: int, n: int) -> list[list[tuple[int, float, int]]]:
 
 
 def _run(mode: str, devices: int, clients: int, share: float, seconds: float) -> dict:
-    from twinview.connectors.localbroker import free_port
+    from twinview.connectors.mqtt.localbroker import free_port
 
     port = free_port()
     cmd = [sys.executable, "-m", "twinview.bench.web", "serve", "--mode", mode, "--devices", str(devices),

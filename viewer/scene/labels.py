@@ -8,6 +8,8 @@ a budget, so the cost follows what is on screen rather than the site size.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pygfx as gfx
 
@@ -34,14 +36,30 @@ class LabelLayer:
         self.blocks = self.object.create_text_blocks(self.budget) if self.budget else []
         self.slot_of: dict[int, int] = {}  # device -> block
         self._last_camera: tuple | None = None
+        self.text_of: Callable[[int], str] | None = None  # made on demand (the twin's label of a device)
+
+    def _text(self, device: int) -> str:
+        return self.text_of(device) if self.text_of is not None else self.texts.get(device, "")
 
     def set_text(self, device: int, text: str) -> None:
+        """Set a label's text by hand (without a twin)."""
         if self.texts.get(device) == text:
             return
         self.texts[device] = text
         slot = self.slot_of.get(device)
         if slot is not None:
             self.blocks[slot].set_text(text)
+
+    def refresh(self, devices: np.ndarray) -> None:
+        """The twin changed these devices: re-make the text of those whose label is on screen."""
+        if not self.slot_of or self.text_of is None:
+            return
+        shown = np.fromiter(self.slot_of, np.int64, len(self.slot_of))
+        for device in shown[np.isin(shown, devices)].tolist():
+            text = self.text_of(device)
+            if self.texts.get(device) != text:
+                self.texts[device] = text
+                self.blocks[self.slot_of[device]].set_text(text)
 
     def update_visible(self, camera, size: tuple[int, int], priority: int | None = None, force: bool = False) -> bool:
         """Choose which labels show: nearest first, none overlapping on screen.
@@ -80,7 +98,7 @@ class LabelLayer:
             if not on_screen[k]:
                 continue
             device = int(candidates[k])
-            half = (len(self.texts.get(device, "")) * self.font_size * 0.55 + 6) / 2
+            half = (len(self._text(device)) * self.font_size * 0.55 + 6) / 2
             box = (sx[k] - half, sy[k] - line, sx[k] + half, sy[k])
             if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in taken):
                 continue
@@ -101,6 +119,8 @@ class LabelLayer:
             x, y, z = self.anchors[device]
             if np.isfinite(x):
                 block.set_position(x, y, z)
-            block.set_text(self.texts.get(device, ""))
+            text = self._text(device)
+            self.texts[device] = text
+            block.set_text(text)
         for slot in range(len(devices), len(self.blocks)):
             self.blocks[slot].set_text("")

@@ -17,17 +17,12 @@ import wgpu
 from pygfx.renderers.wgpu import Binding, BaseShader, register_wgpu_render_function
 from pygfx.utils import unpack_bitfield
 
+from twinview.twin.vocabulary import VIEW_FLAGS as VOCAB_VIEW_FLAGS, DeviceFlag
+
 from .site_geometry import MeshArrays
 
-FLAG_SELECTED = 1
-FLAG_HOVERED = 2
-FLAG_STALE = 4
-FLAG_BAD = 8
-FLAG_ALARM = 16
-FLAG_OFFLINE = 32
-FLAG_PENDING = 64
-FLAG_HIDDEN = 128
-VIEW_FLAGS = FLAG_SELECTED | FLAG_HOVERED | FLAG_HIDDEN  # set by the view; the rest come from the twin
+FLAG_SELECTED, FLAG_HOVERED, FLAG_HIDDEN = int(DeviceFlag.SELECTED), int(DeviceFlag.HOVERED), int(DeviceFlag.HIDDEN)
+VIEW_FLAGS = int(VOCAB_VIEW_FLAGS)  # set by the view; the rest come from the twin
 
 
 class DeviceStates:
@@ -163,4 +158,6 @@ class SiteShader(BaseShader):
         return {"indices": (size * 3, 1, offset * 3, 0)}
 
     def get_code(self):
-        return resources.files("twinview.shaders").joinpath("site.wgsl").read_text(encoding="utf-8")
+        shaders = resources.files("twinview.shaders")
+        # The flag and quality constants come from the one vocabulary (twinview.twin.vocabulary).
+        return shaders.joinpath("vocabulary.wgsl").read_text(encoding="utf-8") + shaders.joinpath("site.wgsl").read_text(encoding="utf-8")

@@ -8,7 +8,6 @@ reads telemetry itself and never talks to a broker.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pygfx as gfx
@@ -30,16 +29,6 @@ from .site_object import (
 
 BACKGROUND_TOP = "#dfe6ee"
 BACKGROUND_BOTTOM = "#9aa7b6"
-
-
-@dataclass
-class PartMotion:
-    part: int
-    device: int
-    kind: int
-    rate: float = 0.0  # rev/s for rotations
-    phase: float = 0.0
-    t0: float = 0.0
 
 
 def frame_site(camera: gfx.PerspectiveCamera, bounds: np.ndarray, site=None) -> None:
@@ -90,10 +79,14 @@ class SiteView:
         self.selected: int | None = None
         self.hovered: int | None = None
         self._clock0 = time.monotonic()
-        self.motions = [PartMotion(part, dev, MOTION_KINDS[m.kind]) for part, dev, m in self.geometry.motion_parts]
-        self._motions_by_device: dict[int, list[int]] = {}
-        for i, (_, dev, _) in enumerate(self.geometry.motion_parts):
-            self._motions_by_device.setdefault(dev, []).append(i)
+        # Moving parts as columns: part row, motion kind, and a rotation's rate, phase and start time.
+        self.motions = self.geometry.motion_parts
+        self._part = np.asarray([part for part, _, _ in self.motions], np.int64)
+        self._kind = np.asarray([MOTION_KINDS[m.kind] for _, _, m in self.motions], np.int64)
+        self._rate = np.zeros(len(self.motions))
+        self._phase = np.zeros(len(self.motions))
+        self._t0 = np.zeros(len(self.motions))
+        self._slot_of_entry = np.empty(0, np.int64)
 
     # --- lookup -----------------------------------------------------------------
 
@@ -160,10 +153,6 @@ class SiteView:
         data[idx, 1, 0] = ((np.asarray(flags, np.int64) & ~VIEW_FLAGS) | view_bits).astype(np.float32)
         self.devices.update(idx)
 
-    def set_label(self, index: int, text: str) -> None:
-        if self.labels is not None:
-            self.labels.set_text(index, text)
-
     def before_render(self, size: tuple[int, int]) -> None:
         """Per-frame view upkeep that depends on the camera (which labels fit on screen)."""
         if self.labels is not None:
@@ -199,33 +188,48 @@ class SiteView:
     def now(self) -> float:
         return time.monotonic() - self._clock0
 
-    def set_motion(self, device: int, targets: tuple, now: float | None = None) -> None:
-        """Apply a device's motion targets (one per motion overlay, None = hold)."""
-        slots = self._motions_by_device.get(device)
-        if not slots:
+    def bind_motions(self, motion_start: np.ndarray) -> None:
+        """Map the twin's motion entries (device i owns motion_start[i]:motion_start[i+1], in manifest
+        order) to this view's moving parts, so targets can be written by index."""
+        n = int(motion_start[-1]) if len(motion_start) else 0
+        self._slot_of_entry = np.full(n, -1, np.int64)
+        devices = self.site.devices
+        for slot, (_, dev, m) in enumerate(self.geometry.motion_parts):
+            try:
+                k = devices[dev].motions.index(m)
+            except ValueError:
+                continue
+            self._slot_of_entry[int(motion_start[dev]) + k] = slot
+
+    def set_motion_targets(self, entries: np.ndarray, targets: np.ndarray, now: float | None = None) -> None:
+        """Apply motion targets (NaN: hold) of the twin's motion entries, vectorised."""
+        if not len(self.motions) or not len(entries):
+            return
+        slots = self._slot_of_entry[np.asarray(entries, np.int64)]
+        keep = (slots >= 0) & ~np.isnan(targets)
+        slots, targets = slots[keep], np.asarray(targets, np.float64)[keep]
+        if not slots.size:
             return
         now = self.now() if now is None else now
         parts = self.parts.data
-        changed = []
-        for slot, target in zip(slots, targets):
-            if target is None:
-                continue
-            m = self.motions[slot]
-            row = parts[m.part]
-            if m.kind == MOTION_KINDS["rotate"]:
-                m.phase = (m.phase + m.rate * (now - m.t0)) % 1.0
-                m.t0, m.rate = now, float(target)
-                row[1, 3] = m.rate
-                row[2, 0], row[2, 1] = m.phase, m.t0
-            else:
-                row[2, 2] = float(target)
-            changed.append(m.part)
-        self.parts.update(changed)
+        rows = self._part[slots]
+        rotate = self._kind[slots] == MOTION_KINDS["rotate"]
+        if rotate.any():
+            s, r = slots[rotate], rows[rotate]
+            self._phase[s] = (self._phase[s] + self._rate[s] * (now - self._t0[s])) % 1.0
+            self._t0[s] = now
+            self._rate[s] = targets[rotate]
+            parts[r, 1, 3] = self._rate[s]
+            parts[r, 2, 0] = self._phase[s]
+            parts[r, 2, 1] = now
+        if (~rotate).any():
+            parts[rows[~rotate], 2, 2] = targets[~rotate]
+        self.parts.update(np.unique(rows).tolist())
 
     @property
     def animating(self) -> bool:
         """True while anything moves on its own (a spinning part), so frames must keep coming."""
-        return any(m.rate != 0.0 for m in self.motions)
+        return bool(self._rate.size and self._rate.any())
 
     def advance_clock(self, now: float | None = None) -> None:
         self.material.time = self.now() if now is None else now

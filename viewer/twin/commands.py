@@ -39,13 +39,16 @@ from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from ..site.manifest import CommandArg, CommandSpec, Device, Site
 from .audit import AuditLog, default_audit_path, iter_audit, outcome_of
-from .auth import ROLE_RANK, Principal, role_at_least
+from twinview.security.auth import ROLE_RANK, Principal, role_at_least
 from .interlock import Interlock, InterlockError
+from .vocabulary import FINAL_COMMAND_STATES, CommandState
 
-REQUESTED, SENT, ACKNOWLEDGED, CONFIRMED = "requested", "sent", "acknowledged", "confirmed"
-REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED = "refused", "rejected", "timed_out", "expired", "failed"
-STATES = (REQUESTED, SENT, ACKNOWLEDGED, CONFIRMED, REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED)
-FINAL = frozenset((CONFIRMED, REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED))
+REQUESTED, SENT, ACKNOWLEDGED, CONFIRMED = (
+    CommandState.REQUESTED, CommandState.SENT, CommandState.ACKNOWLEDGED, CommandState.CONFIRMED)
+REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED = (
+    CommandState.REFUSED, CommandState.REJECTED, CommandState.TIMED_OUT, CommandState.EXPIRED, CommandState.FAILED)
+STATES = tuple(CommandState)
+FINAL = FINAL_COMMAND_STATES
 MIN_EXPIRY_S = 1  # a command with less than this left is not sent any more
 UNKNOWN_OUTCOME = "outcome unknown"
 UNRESOLVED_SHOWN_S = 24 * 3600  # commands of a stopped run stay listed in the UI this long
@@ -262,6 +265,44 @@ class Command:
             "timeout": self.timeout, "times": dict(self.times), "desired": dict(self.desired),
             "attempts": self.attempts, "acked": self.acked, "notes": list(self.notes),
         }  # fmt: skip
+
+
+def initial_from(spec: CommandSpec, arg: CommandArg) -> str | None:
+    """The point whose reported value an argument's input starts at, when it has no default.
+
+    One rule for every view (desktop, page, headset): an argument starts at its
+    default; else, when the command's success point reports that argument, at
+    the value the device reports now; else it has no start value and must be
+    entered (a number never silently starts at 0: that would stop a pump).
+    """
+    if arg.default is not None:
+        return None
+    if spec.success_point and spec.success_value == f"${arg.name}":
+        return spec.success_point
+    return None
+
+
+def initial_value(spec: CommandSpec, arg: CommandArg, reported: Callable[[str], Any]) -> Any:
+    """Where an argument's input starts (see initial_from); None when the person must enter it."""
+    if arg.default is not None:
+        return arg.default
+    point = initial_from(spec, arg)
+    if point is not None:
+        value = reported(point)
+        if value is not None:
+            return value
+    if arg.kind == "enum":
+        return arg.states[0] if arg.states else None
+    return None
+
+
+def public_state(cmd: Command) -> dict[str, Any]:
+    """What every view is told about a command: no payload, no internals."""
+    return {
+        "id": cmd.id, "device": cmd.device, "command": cmd.command, "args": dict(cmd.args), "user": cmd.user,
+        "role": cmd.role, "state": str(cmd.state), "display": cmd.display_state, "reason": cmd.reason,
+        "note": cmd.notes[-1] if cmd.notes else "", "updated": cmd.updated, "final": bool(cmd.final),
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)

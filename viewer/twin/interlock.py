@@ -51,7 +51,7 @@ _REFUSED = {
     ast.NamedExpr: "assignment is not allowed",
 }
 
-# Quality labels (twinview.twin.quality.Quality.label) -> how a reason reads.
+# Quality labels (twinview.twin.vocabulary.Quality.label) -> how a reason reads.
 _QUALITY_TEXT = {"stale": "is stale", "bad": "is bad", "offline": "is offline (device offline)", "no data": "has no value yet"}
 
 Reader = Callable[[str], "tuple[Any, str] | None"]  # point id -> (value, quality label) or None when unknown

@@ -1,85 +1,26 @@
-"""What a device should look like now: colour, state flags, motion targets and label text.
+"""Overlay rules one value at a time: colour of a value, label text, formatting, legends.
 
-Pure functions of the manifest's overlays and the TwinState; the scene turns a
-DeviceLook into buffer writes. Truth first: a value that is not current is never
-shown as if it were (flags mark it, labels say so, motion holds the last good value).
+The column-wise evaluation of every device's look is twinview.twin.looks; these
+are the exact rules it follows, used for labels (made on demand), legends and
+the rare overlay that cannot be vectorised. Every label ends with its worst
+quality when that is not good, e.g. " (stale)" or " (no data)".
 """
 
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
-from ..site.manifest import ColorOverlay, Device, MotionOverlay, PointSpec
+from twinview.site.manifest import ColorOverlay, Device, MotionOverlay, PointSpec
 from . import colormaps
-from .quality import Quality
-from .state import PointState, TwinState
+from .vocabulary import Quality
+from .state import PointView, TwinState
 
 RGBA = tuple[float, float, float, float]
 
-# Flag bits of DeviceLook.flags. Bits 0 and 1 belong to the view (selection, hover).
-SELECTED = 1 << 0
-HOVERED = 1 << 1
-STALE = 1 << 2  # some point has no current value (stale or never received)
-BAD = 1 << 3  # some point's latest message was bad
-ALARM = 1 << 4  # some point is outside its alarm band / in an alarm state
-OFFLINE = 1 << 5  # the device said it is offline
-PENDING = 1 << 6  # a command is in flight (set by the command service, not here)
-
 NO_VALUE = "—"
-_MARKS = {Quality.STALE: " (stale)", Quality.BAD: " (bad)", Quality.OFFLINE: " (offline)"}
+_MARKS = {Quality.NONE: " (no data)", Quality.STALE: " (stale)", Quality.BAD: " (bad)", Quality.OFFLINE: " (offline)"}
 _FORMATTER = string.Formatter()
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceLook:
-    rgba: RGBA | None  # None: keep the model's own colour
-    flags: int
-    motions: tuple[float | None, ...]  # one target per MotionOverlay; None: never had a value
-    label: str
-
-
-def evaluate(device: Device, state: TwinState, index: int | None = None) -> DeviceLook:
-    """The look of one device from its overlays and the current twin state."""
-    i = state.index(device.id) if index is None else index
-    recs = state.point_map(i)
-    offline = state.device_offline(i)
-    flags = OFFLINE if offline else 0
-    for r in recs.values():
-        q = r.quality
-        if q is not Quality.GOOD and not offline:
-            if q is Quality.BAD:
-                flags |= BAD
-            elif q is not Quality.OFFLINE:
-                flags |= STALE
-        if r.alarm:
-            flags |= ALARM
-    rgba = None
-    color = device.color
-    if color is not None:
-        rec = recs[color.point]
-        rgba = color_for(color, rec.spec, rec.good_value)
-    motions = tuple(motion_target(m, recs[m.point]) for m in device.motions) if device.motions else ()
-    label = _label(device, recs, offline) if device.label is not None else ""
-    return DeviceLook(rgba, flags, motions, label)
-
-
-def evaluate_many(state: TwinState, indices: Iterable[int]) -> dict[int, DeviceLook]:
-    """Looks of the given devices (typically the set apply()/tick() returned)."""
-    devices = state.devices
-    return {i: evaluate(devices[i], state, i) for i in indices}
-
-
-def quality_flags(qualities: set[Quality]) -> int:
-    flags = 0
-    if Quality.OFFLINE in qualities:
-        flags |= OFFLINE
-    if Quality.BAD in qualities:
-        flags |= BAD
-    if Quality.STALE in qualities or Quality.NONE in qualities:
-        flags |= STALE
-    return flags
 
 
 def _as_number(spec: PointSpec, value: Any) -> float | None:
@@ -128,7 +69,7 @@ def color_for(overlay: ColorOverlay, spec: PointSpec, value: Any) -> RGBA | None
     return None
 
 
-def motion_target(motion: MotionOverlay, rec: PointState) -> float | None:
+def motion_target(motion: MotionOverlay, rec: PointView) -> float | None:
     """The overlay's target from the point's last good value (held while stale or bad)."""
     x = _as_number(rec.spec, rec.good_value)
     if x is None:
@@ -174,7 +115,7 @@ def label_text(device: Device, state: TwinState, index: int | None = None) -> st
     return _label(device, state.point_map(i), state.device_offline(i))
 
 
-def _label(device: Device, points: dict[str, PointState], offline: bool) -> str:
+def _label(device: Device, points: dict[str, PointView], offline: bool) -> str:
     recs = [points[pid] for pid in device.label.points if pid in points]  # type: ignore[union-attr]
     fmt = device.label.format  # type: ignore[union-attr]
     if fmt:
@@ -182,8 +123,8 @@ def _label(device: Device, points: dict[str, PointState], offline: bool) -> str:
     else:
         text = "  ".join(format_value(r.spec, r.value) for r in recs)
     worst = Quality.OFFLINE if offline else max((r.quality for r in recs), default=Quality.NONE)
-    if worst is Quality.NONE and all(r.value is None for r in recs):
-        return text if fmt else NO_VALUE
+    if not fmt and all(r.value is None for r in recs):
+        text = NO_VALUE
     return text + _MARKS.get(worst, "")
 
 

@@ -1,8 +1,9 @@
-"""The twin: latest value, quality, alarm and history of every point of a site.
+"""The twin's state: value, quality, times and alarm of every point, as numpy columns.
 
-Owned by the render loop: apply() a drained batch of events, tick() once per
-frame, then redraw the devices whose indices came back. Cost is proportional to
-the events applied and the deadlines that passed, never to the size of the site.
+Written only by the runtime, on its thread (twinview.twin.runtime): apply a
+batch, tick the clock, read what changed. The cost of a batch follows the number
+of samples in it; nothing walks the whole site per frame. Readers get
+`PointView`s, plain snapshots built on demand.
 
 Quality rules (docs/telemetry.md):
 - a good sample makes its point GOOD, unless the device is offline (stays OFFLINE)
@@ -11,7 +12,7 @@ Quality rules (docs/telemetry.md):
 - a bad sample makes its point BAD (value kept for display when it decoded but
   was out of range) until a good sample arrives;
 - a GOOD point silent for longer than period * stale_factor becomes STALE (tick);
-- LinkState "down" from a connector makes the GOOD points it feeds STALE;
+- a link going down makes STALE the GOOD points that link delivered, and no others;
 - Availability offline makes every point of the device OFFLINE; back online they
   become STALE (NONE if never received) until fresh values arrive;
 - a sample whose source timestamp is older than the point's latest one is counted
@@ -20,63 +21,97 @@ Quality rules (docs/telemetry.md):
 
 from __future__ import annotations
 
-import heapq
 import math
 from typing import Iterable
 
 import numpy as np
 
-from ..connectors.base import Availability, Event, LinkState, Sample
-from ..site.manifest import Device, PointSpec, Site
-from .history import History
-from .quality import Quality
+from twinview.site.manifest import Device, PointSpec, Site
 
-GOOD, NONE, STALE, BAD, OFFLINE = Quality.GOOD, Quality.NONE, Quality.STALE, Quality.BAD, Quality.OFFLINE
+from .points import KIND_NUMBER, PointTable
+from .samples import Availability, LinkState, Sample, SampleBatch
+from .vocabulary import Quality
+
+GOOD, NONE, STALE, BAD, OFFLINE = (int(q) for q in Quality)
 HISTORY_BUDGET_BYTES = 64 * 1024 * 1024
 MAX_HISTORY_LEN = 2048
+STALE_RESOLUTION = 0.25  # seconds: silence is checked at most this often (a vectorised pass)
+NO_CONNECTOR = -1
 
 
-class PointState:
-    """Live state of one point. Read it; only TwinState writes it."""
+class PointView:
+    """One point of the twin, read through to its columns (always current; cheap to make)."""
 
-    __slots__ = (
-        "device", "point", "spec", "dev", "index", "window",
-        "value", "good_value", "quality", "source_ts", "recv_ts", "good_recv_ts",
-        "error", "last_error", "note", "alarm",
-        "updates", "bad", "out_of_order",
-        "deadline", "armed", "history", "hist_len", "hist_interval",
-    )  # fmt: skip
+    __slots__ = ("_s", "index", "dev", "spec", "device", "point")
 
-    def __init__(self, device: str, spec: PointSpec, dev: int, index: int, window: float):
-        self.device = device
-        self.point = spec.id
-        self.spec = spec
-        self.dev = dev  # device index in site.devices order
-        self.index = index
-        self.window = window  # seconds of silence before STALE
-        self.value: float | bool | str | None = None  # shown value (may be a bad, out-of-range one)
-        self.good_value: float | bool | str | None = None  # last good value
-        self.quality = NONE
-        self.source_ts: float | None = None  # device timestamp of the latest good sample
-        self.recv_ts: float | None = None  # receive time of the latest sample, good or bad
-        self.good_recv_ts: float | None = None
-        self.error: str | None = None  # why the point is BAD now
-        self.last_error: str | None = None
-        self.note = ""  # why it is STALE / what was odd about the last sample
-        self.alarm = False
-        self.updates = 0
-        self.bad = 0
-        self.out_of_order = 0
-        self.deadline = math.inf
-        self.armed = False
-        self.history: History | None = None
-        self.hist_len = 0
-        self.hist_interval = 0.0
+    def __init__(self, state: "TwinState", row: int):
+        self._s = state
+        self.index = row
+        self.dev = int(state.table.device[row])
+        self.spec: PointSpec = state.table.specs[row]
+        self.device: str = state.devices[self.dev].id
+        self.point: str = self.spec.id
+
+    @property
+    def value(self) -> float | bool | str | None:
+        """The shown value (a bad one that decoded stays visible)."""
+        return self._s.table.from_float(self.index, self._s.value[self.index])
+
+    @property
+    def good_value(self) -> float | bool | str | None:
+        return self._s.table.from_float(self.index, self._s.good[self.index])
+
+    @property
+    def quality(self) -> Quality:
+        if self._s.offline[self.dev]:
+            return Quality.OFFLINE
+        return Quality(int(self._s.quality[self.index]))
+
+    @property
+    def source_ts(self) -> float | None:
+        return _opt(self._s.source_ts[self.index])
+
+    @property
+    def recv_ts(self) -> float | None:
+        return _opt(self._s.recv_ts[self.index])
+
+    @property
+    def good_recv_ts(self) -> float | None:
+        return _opt(self._s.good_recv_ts[self.index])
 
     @property
     def ts(self) -> float | None:
         """Best known time of the shown value: the device's own, else receive time."""
-        return self.source_ts if self.source_ts is not None else self.good_recv_ts
+        src = self.source_ts
+        return src if src is not None else self.good_recv_ts
+
+    @property
+    def error(self) -> str | None:
+        return self._s.errors.get(self.index)
+
+    @property
+    def last_error(self) -> str | None:
+        return self._s.last_errors.get(self.index)
+
+    @property
+    def note(self) -> str:
+        return self._s.notes.get(self.index, "")
+
+    @property
+    def alarm(self) -> bool:
+        return bool(self._s.alarm[self.index])
+
+    @property
+    def updates(self) -> int:
+        return int(self._s.updates[self.index])
+
+    @property
+    def bad(self) -> int:
+        return int(self._s.bad_count[self.index])
+
+    @property
+    def out_of_order(self) -> int:
+        return int(self._s.ooo_count[self.index])
 
     def as_dict(self) -> dict:
         return {
@@ -87,34 +122,15 @@ class PointState:
         }  # fmt: skip
 
     def __repr__(self) -> str:
-        return f"PointState({self.device}.{self.point}={self.value!r} {self.quality.label})"
+        return f"PointView({self.device}.{self.point}={self.value!r} {self.quality.label})"
 
 
-def in_alarm(spec: PointSpec, value: float | bool | str | None) -> bool:
-    """True when a value is outside the point's alarm band or is one of its alarm states."""
-    if value is None:
-        return False
-    if spec.kind == "number":
-        return spec.alarm is not None and not (spec.alarm[0] <= value <= spec.alarm[1])  # type: ignore[operator]
-    if not spec.alarm_states:
-        return False
-    key = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    return key in spec.alarm_states
-
-
-def _history_value(spec: PointSpec, value: float | bool | str) -> float | None:
-    if spec.kind == "number":
-        return float(value)  # type: ignore[arg-type]
-    if spec.kind == "bool":
-        return 1.0 if value else 0.0
-    try:
-        return float(spec.states.index(value))  # type: ignore[arg-type]
-    except ValueError:
-        return None
+def _opt(x: float) -> float | None:
+    return None if x != x else float(x)
 
 
 class TwinState:
-    """Latest value, quality, alarm and history for every point of a site."""
+    """Latest value, quality, alarm and short history of every point of a site, column-wise."""
 
     def __init__(
         self,
@@ -124,34 +140,30 @@ class TwinState:
         history_budget_bytes: int = HISTORY_BUDGET_BYTES,
     ):
         self.site = site
-        self.history_seconds = float(history_seconds)
+        self.table = table = PointTable(site)
         self.devices: tuple[Device, ...] = site.devices
-        self._index: dict[str, int] = {d.id: i for i, d in enumerate(site.devices)}
-        self._points: list[PointState] = []
-        self._by_device: list[list[PointState]] = []
-        self._lookup: dict[str, dict[str, PointState]] = {}
-        factor = site.stale_factor
-        for i, d in enumerate(site.devices):
-            recs = []
-            for spec in d.points:
-                rec = PointState(d.id, spec, i, len(self._points), spec.period * factor)
-                self._points.append(rec)
-                recs.append(rec)
-            self._by_device.append(recs)
-            self._lookup[d.id] = {r.point: r for r in recs}
-        self._maps: list[dict[str, PointState]] = [self._lookup[d.id] for d in site.devices]
-        n = max(1, len(self._points))
-        if history_len is None:
-            history_len = int(min(MAX_HISTORY_LEN, max(16, history_budget_bytes // (16 * n))))
-        self.history_len = int(history_len)
-        resolution = self.history_seconds / self.history_len  # seconds between stored samples, at least
-        for rec in self._points:
-            step = max(rec.spec.period * 0.8, resolution)
-            rec.hist_len = int(min(self.history_len, math.ceil(self.history_seconds / step) + 2))
-            rec.hist_interval = resolution
-        self._offline = bytearray(len(site.devices))
-        self._heap: list[tuple[float, int]] = []
-        self._feeds: dict[str, list[PointState]] = {}
+        n = len(table)
+        self.value = np.full(n, np.nan)  # shown value (a bad one that decoded stays visible)
+        self.good = np.full(n, np.nan)  # last good value
+        self.quality = np.full(n, NONE, np.uint8)
+        self.source_ts = np.full(n, np.nan)
+        self.recv_ts = np.full(n, np.nan)
+        self.good_recv_ts = np.full(n, np.nan)
+        self.deadline = np.full(n, np.inf)
+        self.alarm = np.zeros(n, bool)
+        self.updates = np.zeros(n, np.int64)
+        self.bad_count = np.zeros(n, np.int64)
+        self.ooo_count = np.zeros(n, np.int64)
+        self.source = np.full(n, NO_CONNECTOR, np.int16)  # which connector delivered the point last
+        self.offline = np.zeros(len(site.devices), bool)
+        self.errors: dict[int, str] = {}  # point -> why it is BAD (only BAD points)
+        self.last_errors: dict[int, str] = {}
+        self.notes: dict[int, str] = {}  # point -> why it is STALE / odd (sparse)
+        self._scratch = np.full(n, -1, np.int64)
+        self._min_deadline = math.inf  # a lower bound of every GOOD point's deadline
+        self._bound_exact = True  # the bound is some point's deadline (it has not moved since the last scan)
+        self._last_scan = -math.inf
+        self.connectors: list[str] = []  # connector id -> name
         self.links: dict[str, LinkState] = {}
         self.samples = 0  # good samples applied
         self.bad = 0
@@ -159,190 +171,327 @@ class TwinState:
         self.unknown = 0  # samples for points the site does not have
         self.stale_on_arrival = 0
         self.stale_by_tick = 0
+        # Short in-memory history for charts: one ring of (time, value) per point.
+        self.history_seconds = float(history_seconds)
+        if history_len is None:
+            history_len = int(min(MAX_HISTORY_LEN, max(16, history_budget_bytes // (16 * max(1, n)))))
+        self.history_len = int(history_len)
+        self._hist_interval = self.history_seconds / self.history_len
+        self._hist_t: np.ndarray | None = None  # (history_len, points), made at the first value
+        self._hist_v: np.ndarray | None = None
+        self._hist_n = np.zeros(n, np.int64)  # entries written so far (ring position = n % len)
+        self._hist_bucket = np.full(n, -np.inf)
+        self.scans = 0  # vectorised silence checks run (tick's cost)
 
-    # --- feeding ------------------------------------------------------------------
+    # --- feeding (the runtime's thread only) ------------------------------------------
 
-    def set_feed(self, connector: str, points: Iterable[tuple[str, str]] | None) -> None:
-        """Tell which (device, point) pairs a connector feeds, so its link going down
-        stales only those. Connectors never named here stale every point."""
-        if points is None:
-            self._feeds.pop(connector, None)
-            return
-        recs = []
-        for device, point in points:
-            rec = self._lookup.get(device, {}).get(point)
-            if rec is not None:
-                recs.append(rec)
-        self._feeds[connector] = recs
+    def connector_id(self, name: str) -> int:
+        """A small integer for a connector, used to know which points each link delivered."""
+        if name not in self.connectors:
+            self.connectors.append(name)
+        return self.connectors.index(name)
 
-    def apply(self, events: Iterable[Event]) -> set[int]:
-        """Apply a batch of events; returns the indices of devices whose visible state changed."""
-        changed: set[int] = set()
-        lookup = self._lookup
-        offline = self._offline
+    def apply(self, events: Iterable, connector: str = "") -> np.ndarray:
+        """Apply events in order; returns the rows of points whose visible state changed."""
+        cid = self.connector_id(connector) if connector else NO_CONNECTOR
+        changed: list[np.ndarray] = []
+        pending: list[Sample] = []
         for ev in events:
-            if type(ev) is not Sample:
-                if type(ev) is Availability:
-                    self._apply_availability(ev, changed)
-                elif type(ev) is LinkState:
-                    self._apply_link(ev, changed)
+            kind = type(ev)
+            if kind is Sample:
+                pending.append(ev)
                 continue
-            recs = lookup.get(ev.device)
-            rec = recs.get(ev.point) if recs is not None else None
-            if rec is None:
+            if pending:
+                changed.append(self._apply_samples(pending, cid))
+                pending = []
+            if kind is SampleBatch:
+                changed.append(self.apply_batch(ev.points, ev.values, ev.recv_ts, ev.source_ts, cid))
+            elif kind is Availability:
+                changed.append(self._apply_availability(ev))
+            elif kind is LinkState:
+                changed.append(self._apply_link(ev, connector))
+        if pending:
+            changed.append(self._apply_samples(pending, cid))
+        if not changed:
+            return np.empty(0, np.int64)
+        return changed[0] if len(changed) == 1 else np.concatenate(changed)
+
+    def _apply_samples(self, samples: list[Sample], cid: int) -> np.ndarray:
+        """Good samples go through the vectorised path; bad ones are few and go one by one."""
+        index = self.table.index
+        to_float = self.table.to_float
+        rows: list[int] = []
+        values: list[float] = []
+        recv: list[float] = []
+        src: list[float] = []
+        bad_rows: list[int] = []
+        nan = math.nan
+        for s in samples:
+            row = index(s.device, s.point)
+            if row is None:
                 self.unknown += 1
                 continue
-            old_value, old_quality, old_alarm = rec.value, rec.quality, rec.alarm
-            if ev.error is not None:
-                self.bad += 1
-                rec.bad += 1
-                rec.error = rec.last_error = ev.error
-                rec.recv_ts = ev.recv_ts
-                if ev.value is not None:
-                    rec.value = ev.value
-                if not offline[rec.dev]:
-                    rec.quality = BAD
-            else:
-                src = ev.source_ts
-                if src is not None and rec.source_ts is not None and src < rec.source_ts:
-                    rec.out_of_order += 1
-                    self.out_of_order += 1
-                    continue
-                self.samples += 1
-                rec.updates += 1
-                value = ev.value
-                rec.value = rec.good_value = value
-                rec.source_ts = src
-                rec.recv_ts = rec.good_recv_ts = ev.recv_ts
-                rec.error = None
-                rec.note = ""
-                rec.alarm = in_alarm(rec.spec, value)
-                if offline[rec.dev]:
-                    pass  # the device said it is gone; values wait for "online"
-                elif src is not None and ev.recv_ts - src > rec.window:
-                    rec.quality = STALE
-                    rec.note = f"arrived stale: sent {ev.recv_ts - src:.0f} s before it was received"
-                    self.stale_on_arrival += 1
-                else:
-                    rec.quality = GOOD
-                    rec.deadline = ev.recv_ts + rec.window
-                    if not rec.armed:
-                        rec.armed = True
-                        heapq.heappush(self._heap, (rec.deadline, rec.index))
-                hv = _history_value(rec.spec, value)  # type: ignore[arg-type]
-                if hv is not None:
-                    h = rec.history
-                    if h is None:
-                        h = rec.history = History(rec.hist_len, rec.hist_interval)
-                    h.append(src if src is not None else ev.recv_ts, hv)
-            if rec.value != old_value or rec.quality is not old_quality or rec.alarm != old_alarm:
-                changed.add(rec.dev)
-        return changed
+            if s.error is not None:
+                if rows:  # keep order: what came before the bad sample is applied first
+                    bad_rows.extend(self._flush(rows, values, recv, src, cid))
+                    rows, values, recv, src = [], [], [], []
+                self._apply_bad(row, s)
+                bad_rows.append(row)
+                continue
+            rows.append(row)
+            values.append(to_float(row, s.value))
+            recv.append(s.recv_ts)
+            src.append(nan if s.source_ts is None else s.source_ts)
+        out = self._flush(rows, values, recv, src, cid) if rows else np.empty(0, np.int64)
+        if bad_rows:
+            out = np.concatenate([out, np.asarray(bad_rows, np.int64)])
+        return out
 
-    def _apply_availability(self, ev: Availability, changed: set[int]) -> None:
-        i = self._index.get(ev.device)
+    def _flush(self, rows: list, values: list, recv: list, src: list, cid: int) -> np.ndarray:
+        return self.apply_batch(
+            np.asarray(rows, np.int64), np.asarray(values, np.float64),
+            np.asarray(recv, np.float64), np.asarray(src, np.float64), cid,
+        )  # fmt: skip
+
+    def apply_batch(
+        self, rows: np.ndarray, values: np.ndarray, recv: np.ndarray, src: np.ndarray, cid: int = NO_CONNECTOR
+    ) -> np.ndarray:
+        """Apply good samples given as columns; returns the rows whose visible state changed."""
+        rows = np.asarray(rows, np.int64)
+        if not rows.size:
+            return rows
+        values = np.asarray(values, np.float64)
+        recv = np.broadcast_to(np.asarray(recv, np.float64), rows.shape)
+        src = np.broadcast_to(np.asarray(src, np.float64), rows.shape)
+        # Last write wins within the batch (scattered assignment keeps the last of repeated indices).
+        scratch = self._scratch
+        order = np.arange(rows.size)
+        scratch[rows] = order
+        keep = scratch[rows] == order
+        scratch[rows] = -1
+        if not keep.all():
+            superseded = rows[~keep]  # applied, then replaced within the same batch
+            self.samples += int(superseded.size)
+            np.add.at(self.updates, superseded, 1)
+            rows, values, recv, src = rows[keep], values[keep], recv[keep], src[keep]
+        # Out of order: older than what the point already shows, by the device's own clock.
+        cur = self.source_ts[rows]
+        late = src < cur  # NaN on either side compares False
+        if late.any():
+            n_late = int(late.sum())
+            self.out_of_order += n_late
+            np.add.at(self.ooo_count, rows[late], 1)
+            ok = ~late
+            rows, values, recv, src = rows[ok], values[ok], recv[ok], src[ok]
+            if not rows.size:
+                return rows
+        t = self.table
+        self.samples += int(rows.size)
+        old_value = self.good[rows]
+        old_quality = self.quality[rows]
+        old_alarm = self.alarm[rows]
+        old_shown = self.value[rows]
+        self.value[rows] = values
+        self.good[rows] = values
+        self.source_ts[rows] = src
+        self.recv_ts[rows] = recv
+        self.good_recv_ts[rows] = recv
+        self.updates[rows] += 1
+        if cid != NO_CONNECTOR:
+            self.source[rows] = cid
+        kind = t.kind[rows]
+        numeric = kind == KIND_NUMBER
+        alarm = np.where(
+            numeric,
+            (values < t.alarm_lo[rows]) | (values > t.alarm_hi[rows]),
+            (t.alarm_states[rows] >> np.nan_to_num(values, nan=63).clip(0, 63).astype(np.uint64)) & np.uint64(1) > 0,
+        )
+        self.alarm[rows] = alarm
+        offline = self.offline[t.device[rows]]
+        window = t.window[rows]
+        stale_arrival = (recv - src) > window  # NaN source time: False
+        quality = np.where(offline, OFFLINE, np.where(stale_arrival, STALE, GOOD)).astype(np.uint8)
+        self.quality[rows] = quality
+        good = quality == GOOD
+        deadline = recv + window
+        old_deadline = self.deadline[rows]
+        if self._bound_exact and (old_deadline <= self._min_deadline).any():
+            self._bound_exact = False  # the point that set the bound was refreshed: it is only a lower bound now
+        self.deadline[rows] = np.where(good, deadline, np.inf)
+        if good.any():
+            self._min_deadline = min(self._min_deadline, float(deadline[good].min()))
+        if self.errors:
+            for r in rows[old_quality == BAD].tolist():
+                self.errors.pop(r, None)
+        if self.notes:
+            for r in rows.tolist():
+                self.notes.pop(r, None)
+        if stale_arrival.any():
+            n = int((stale_arrival & ~offline).sum())
+            self.stale_on_arrival += n
+            for r, age in zip(rows[stale_arrival & ~offline].tolist(), (recv - src)[stale_arrival & ~offline].tolist()):
+                self.notes[r] = f"arrived stale: sent {age:.0f} s before it was received"
+        self._record_history(rows, np.where(np.isnan(src), recv, src), values)
+        changed = (old_shown != values) | (old_value != values) | (old_quality != quality) | (old_alarm != alarm)
+        return rows[changed]
+
+    def _apply_bad(self, row: int, s: Sample) -> None:
+        self.bad += 1
+        self.bad_count[row] += 1
+        self.errors[row] = self.last_errors[row] = s.error or "bad"
+        self.recv_ts[row] = s.recv_ts
+        if s.value is not None:
+            self.value[row] = self.table.to_float(row, s.value)
+        if not self.offline[self.table.device[row]]:
+            self.quality[row] = BAD
+            self.deadline[row] = math.inf
+
+    def _apply_availability(self, ev: Availability) -> np.ndarray:
+        i = self.table.device_index.get(ev.device)
         if i is None:
             self.unknown += 1
-            return
+            return np.empty(0, np.int64)
         offline = not ev.online
-        if bool(self._offline[i]) == offline:
-            return
-        self._offline[i] = offline
-        for rec in self._by_device[i]:
-            old = rec.quality
-            if offline:
-                rec.quality = OFFLINE
-                rec.note = "device offline"
-            elif old is OFFLINE:
-                rec.quality = STALE if rec.good_value is not None else NONE
-                rec.note = "device back online, waiting for a fresh value"
-            if rec.quality is not old:
-                changed.add(i)
-        changed.add(i)
+        if bool(self.offline[i]) == offline:
+            return np.empty(0, np.int64)
+        self.offline[i] = offline
+        rows = np.arange(self.table.start[i], self.table.start[i + 1])
+        if offline:
+            self.quality[rows] = OFFLINE
+            self.deadline[rows] = np.inf
+            for r in rows.tolist():
+                self.notes[r] = "device offline"
+        else:
+            was = self.quality[rows] == OFFLINE
+            back = rows[was]
+            self.quality[back] = np.where(np.isnan(self.good[back]), NONE, STALE)
+            for r in back.tolist():
+                self.notes[r] = "device back online, waiting for a fresh value"
+        return rows
 
-    def _apply_link(self, ev: LinkState, changed: set[int]) -> None:
+    def _apply_link(self, ev: LinkState, connector: str) -> np.ndarray:
         self.links[ev.connector] = ev
         if ev.state != "down":
-            return
-        recs = self._feeds.get(ev.connector, self._points)
+            return np.empty(0, np.int64)
+        name = connector or ev.connector
+        if name not in self.connectors:
+            return np.empty(0, np.int64)
+        cid = self.connectors.index(name)
+        rows = np.flatnonzero((self.source == cid) & (self.quality == GOOD))
+        self.quality[rows] = STALE
+        self.deadline[rows] = np.inf
         note = f"link down ({ev.connector}{': ' + ev.detail if ev.detail else ''})"
-        for rec in recs:
-            if rec.quality is GOOD:
-                rec.quality = STALE
-                rec.note = note
-                changed.add(rec.dev)
+        for r in rows.tolist():
+            self.notes[r] = note
+        return rows
 
-    def tick(self, now: float) -> set[int]:
-        """Time-based transitions (GOOD -> STALE after silence). Cost: deadlines that passed."""
-        changed: set[int] = set()
-        heap = self._heap
-        points = self._points
-        while heap and heap[0][0] <= now:
-            _, i = heapq.heappop(heap)
-            rec = points[i]
-            if rec.quality is not GOOD:
-                rec.armed = False
-                continue
-            if rec.deadline > now:  # refreshed since it was pushed: re-arm at the real deadline
-                heapq.heappush(heap, (rec.deadline, i))
-                continue
-            rec.armed = False
-            rec.quality = STALE
-            rec.note = f"silent for more than {rec.window:g} s"
-            self.stale_by_tick += 1
-            changed.add(rec.dev)
-        return changed
+    def tick(self, now: float) -> np.ndarray:
+        """Time-based transitions (GOOD -> STALE after silence); returns the rows that went stale.
 
-    # --- reading ------------------------------------------------------------------
+        A vectorised pass over the deadlines runs only when one has passed, or may
+        have (then at most every STALE_RESOLUTION seconds).
+        """
+        if now < self._min_deadline or (not self._bound_exact and now - self._last_scan < STALE_RESOLUTION):
+            return np.empty(0, np.int64)
+        self._last_scan = now
+        self.scans += 1
+        due = np.flatnonzero(self.deadline <= now)
+        if due.size:
+            self.quality[due] = STALE
+            self.deadline[due] = np.inf
+            self.stale_by_tick += int(due.size)
+            window = self.table.window
+            for r in due.tolist():
+                self.notes[r] = f"silent for more than {window[r]:g} s"
+        finite = self.deadline[np.isfinite(self.deadline)]
+        self._min_deadline = float(finite.min()) if finite.size else math.inf
+        self._bound_exact = True
+        return due
+
+    def _record_history(self, rows: np.ndarray, t: np.ndarray, v: np.ndarray) -> None:
+        """Append to each point's ring; within one chart-resolution bucket the newest sample replaces the last."""
+        if self._hist_t is None:  # slot-major: one frame's writes land close together
+            self._hist_t = np.zeros((self.history_len, len(self.table)))
+            self._hist_v = np.zeros((self.history_len, len(self.table)))
+        n = self._hist_n[rows]
+        new_bucket = (n == 0) | (t - self._hist_bucket[rows] >= self._hist_interval)
+        self._hist_bucket[rows] = np.where(new_bucket, t, self._hist_bucket[rows])
+        n = n + new_bucket
+        self._hist_n[rows] = n
+        slot = (n - 1) % self.history_len
+        self._hist_t[slot, rows] = t
+        self._hist_v[slot, rows] = v  # type: ignore[index]
+
+    def clear_history(self) -> None:
+        self._hist_n[:] = 0
+        self._hist_bucket[:] = -np.inf
+
+    # --- reading ------------------------------------------------------------------------
 
     def index(self, device: int | str) -> int:
         """Device index (site.devices order) for an id or index; KeyError if unknown."""
-        if isinstance(device, int):
+        if isinstance(device, (int, np.integer)):
             if not 0 <= device < len(self.devices):
                 raise KeyError(device)
-            return device
-        return self._index[device]
+            return int(device)
+        return self.table.device_index[device]
 
-    def point(self, device: int | str, point_id: str) -> PointState:
+    def row(self, device: int | str, point_id: str) -> int:
+        """Row of one point; KeyError if the device or point is unknown."""
+        return self.table.of_device(self.index(device))[point_id]
+
+    def view(self, row: int) -> PointView:
+        """The point at `row`, read through to the columns."""
+        return PointView(self, row)
+
+    def point(self, device: int | str, point_id: str) -> PointView:
         """Live state of one point; KeyError if the device or point is unknown."""
-        return self._lookup[self.devices[self.index(device)].id][point_id]
+        return self.view(self.row(device, point_id))
 
-    def point_map(self, index: int) -> dict[str, PointState]:
-        """point id -> PointState of the device at `index` (fast path for per-frame code)."""
-        return self._maps[index]
-
-    def points(self, device: int | str) -> list[PointState]:
+    def points(self, device: int | str) -> list[PointView]:
         """Every point of a device, in manifest order."""
-        return list(self._by_device[self.index(device)])
+        i = self.index(device)
+        return [self.view(r) for r in range(int(self.table.start[i]), int(self.table.start[i + 1]))]
+
+    def point_map(self, index: int) -> dict[str, PointView]:
+        """point id -> PointView of the device at `index`."""
+        return {p.point: p for p in self.points(index)}
 
     def device_quality(self, device: int | str) -> Quality:
         """Worst quality of the device's points (OFFLINE when the device said so)."""
         i = self.index(device)
-        if self._offline[i]:
-            return OFFLINE
-        return max((r.quality for r in self._by_device[i]), default=NONE)
+        if self.offline[i]:
+            return Quality.OFFLINE
+        q = self.quality[self.table.start[i] : self.table.start[i + 1]]
+        return Quality(int(q.max())) if q.size else Quality.NONE
 
     def device_qualities(self, device: int | str) -> set[Quality]:
         """The set of qualities present among the device's points."""
         i = self.index(device)
-        if self._offline[i]:
-            return {OFFLINE}
-        return {r.quality for r in self._by_device[i]}
+        if self.offline[i]:
+            return {Quality.OFFLINE}
+        return {Quality(int(q)) for q in np.unique(self.quality[self.table.start[i] : self.table.start[i + 1]])}
 
     def device_offline(self, device: int | str) -> bool:
-        return bool(self._offline[self.index(device)])
+        return bool(self.offline[self.index(device)])
 
     def device_alarm(self, device: int | str) -> bool:
         """True when any point's last good value is outside its alarm band or in an alarm state."""
-        return any(r.alarm for r in self._by_device[self.index(device)])
+        i = self.index(device)
+        return bool(self.alarm[self.table.start[i] : self.table.start[i + 1]].any())
 
     def history(self, device: int | str, point_id: str) -> tuple[np.ndarray, np.ndarray]:
-        """(times, values) of the point over the last history_seconds; values of bool
-        points are 0/1 and of enum points the state index. Empty arrays when none."""
-        rec = self.point(device, point_id)
-        if rec.history is None:
+        """(times, values) of the point over the last history_seconds, oldest first; values of
+        bool points are 0/1 and of enum points the state index. Empty arrays when none."""
+        row = self.row(device, point_id)
+        n = int(self._hist_n[row])
+        if n == 0 or self._hist_t is None or self._hist_v is None:
             return np.empty(0), np.empty(0)
-        return rec.history.arrays(since=rec.history.last_t - self.history_seconds)
+        size = self.history_len
+        idx = (np.arange(max(0, n - size), n)) % size
+        t, v = self._hist_t[idx, row], self._hist_v[idx, row]
+        keep = t >= t[-1] - self.history_seconds
+        return t[keep].copy(), v[keep].copy()
 
     @property
     def counters(self) -> dict[str, int]:
@@ -355,19 +504,22 @@ class TwinState:
             "stale_by_tick": self.stale_by_tick,
         }
 
+    def shown_quality(self) -> np.ndarray:
+        """Every point's quality as shown: OFFLINE for every point of an offline device."""
+        return np.where(self.offline[self.table.device], OFFLINE, self.quality).astype(np.uint8)
+
     def quality_counts(self) -> dict[str, int]:
-        """How many points are in each quality (for a status panel; walks every point)."""
-        counts = {q.label: 0 for q in Quality}
-        for rec in self._points:
-            counts[(OFFLINE if self._offline[rec.dev] else rec.quality).label] += 1
-        return counts
+        """How many points are in each quality, by the quality's word ('good', 'no data', ...)."""
+        counts = np.bincount(self.shown_quality(), minlength=len(Quality))
+        return {q.label: int(counts[q]) for q in Quality}
 
     def history_bytes(self) -> int:
-        return sum(r.history.nbytes for r in self._points if r.history is not None)
+        """Bytes reserved for charts (zero until the first value; pages untouched by the OS cost nothing)."""
+        return 0 if self._hist_t is None or self._hist_v is None else int(self._hist_t.nbytes + self._hist_v.nbytes)
 
     def snapshot(self) -> tuple:
         """Everything visible about every point, as comparable plain data (tests, replay checks)."""
         return tuple(
-            (r.device, r.point, r.value, int(r.quality), r.source_ts, r.recv_ts, r.error, r.alarm, r.out_of_order)
-            for r in self._points
+            (p.device, p.point, p.value, int(p.quality), p.source_ts, p.recv_ts, p.error, p.alarm, p.out_of_order)
+            for p in (self.view(r) for r in range(len(self.table)))
         )

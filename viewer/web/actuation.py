@@ -1,10 +1,10 @@
 """Commands from pages go through the same CommandService as the desktop's.
 
-token_authenticator(): the bridge's token check (twinview.twin.auth; the users
+token_authenticator(): the bridge's token check (twinview.security.auth; the users
 file is read at each login, so a revoked token stops working at once).
 ServiceCommandHandler: runs a page's CommandRequest through the service on the
-update loop's thread, answers the page, and pushes every command transition to
-every page. A request from a connection that did not log in is refused here and
+runtime's thread and answers the page; every command transition reaches every
+page as a runtime event (twinview.web.publisher). A request from a connection that did not log in is refused here and
 written to the same audit log (who: anonymous): read-only is the default.
 """
 
@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from twinview.twin.auth import AuthError, Principal, authenticate
+from twinview.security.auth import AuthError, Principal, authenticate
 
 from .bridge import CommandRequest, WebBridge
 
@@ -35,25 +35,12 @@ def token_authenticator(users_path: str | Path | None = None) -> Callable[[str],
     return check
 
 
-def command_state(cmd: Any) -> dict:
-    """What pages are told about a command (no payload, no internals)."""
-    return {
-        "id": cmd.id, "device": cmd.device, "command": cmd.command, "args": dict(cmd.args), "user": cmd.user,
-        "role": cmd.role, "state": cmd.state, "display": getattr(cmd, "display_state", cmd.state),
-        "reason": cmd.reason, "updated": cmd.updated, "final": bool(cmd.final),
-    }  # fmt: skip
-
-
 class ServiceCommandHandler:
-    """HeadlessLoop command handler over a CommandService (call on the service's owner thread)."""
+    """Runs pages' command requests through a CommandService (on the runtime's thread)."""
 
     def __init__(self, service: Any, bridge: WebBridge):
         self.service = service
         self.bridge = bridge
-        service.subscribe(self._on_transition)
-
-    def _on_transition(self, cmd: Any, prev: str) -> None:
-        self.bridge.publish_command(command_state(cmd))
 
     def __call__(self, request: CommandRequest) -> dict:
         reply = {"type": "command_result", "ref": request.ref, "device": request.device, "command": request.command}

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from twinview.twin.audit import read_audit
+from twinview.twin.vocabulary import FINAL_COMMAND_STATES
 
-FINAL = {"confirmed", "refused", "rejected", "timed_out", "expired", "failed"}
+FINAL = {str(getattr(s, "value", s)) for s in FINAL_COMMAND_STATES}
 MAX_COMMANDS = 30
 MAX_RECORDS = 2000  # newest audit lines of the device looked at
 

@@ -147,6 +147,7 @@ class WebBridge:
         self.site_name = site_name
         self.compression = compression
         self.stats = BridgeStats()
+        self.metrics: Callable[[], str] | None = None  # Prometheus text for /metrics (set by the server)
         self.commands: Inbox[CommandRequest] = Inbox(maxlen=1024)
 
         self._lock = threading.Lock()
@@ -245,22 +246,19 @@ class WebBridge:
         self,
         looks: Mapping[int, Any],
         points: Mapping[int, Iterable[tuple[str, Any, str, float | None, bool]]],
-        extra_flags: Mapping[int, int] | None = None,
     ) -> None:
         """Record new looks of changed devices and wake the senders.
 
         looks: device index -> DeviceLook (rgba, flags, motions, label);
-        points: device index -> (point id, value, quality label, timestamp, alarm) tuples;
-        extra_flags: bits or-ed into a device's flags (e.g. PENDING).
+        points: device index -> (point id, value, quality label, timestamp, alarm) tuples.
         Called from the update loop; encodes each entry once, whatever the number of clients.
         """
         if not looks:
             return
         encoded = []
         for i, look in looks.items():
-            flags = look.flags | (extra_flags.get(i, 0) if extra_flags else 0)
             encoded.append(
-                (i, device_entry(self.device_ids[i], look.rgba, flags, look.label, look.motions, points.get(i, ())))
+                (i, device_entry(self.device_ids[i], look.rgba, look.flags, look.label, look.motions, points.get(i, ())))
             )
         idx = np.fromiter((i for i, _ in encoded), np.int64, len(encoded))
         with self._lock:
@@ -274,23 +272,16 @@ class WebBridge:
         if wake:
             self._call_soon(self._wake_all)
 
-    def publish_twin(self, twin: Any, looks: Mapping[int, Any], pending: Iterable[str] = (), pending_flag: int = 64) -> None:
-        """publish_changes with point values read from a TwinState (call on the thread that owns it)."""
-        pending = set(pending)
-        devices = twin.devices
-        points = {
-            i: [(p.point, p.value, p.quality.label, p.ts, p.alarm) for p in twin.points(i)]
-            for i in looks
-        }
-        extra = {i: pending_flag for i in looks if devices[i].id in pending} if pending else None
-        self.publish_changes(looks, points, extra)
-
     def publish_command(self, state: Mapping[str, Any]) -> None:
         """Tell every page about a command's state (requested, sent, confirmed, ...)."""
         text = dumps({"type": "command_state", **state})
         with self._lock:
             self._recent_commands.append(text)
         self._call_soon(self._queue_all, text)
+
+    def publish_status(self, status: Mapping[str, Any]) -> None:
+        """Tell every page how the twin is doing: points by quality, links, counted errors."""
+        self._call_soon(self._queue_all, dumps({"type": "status", **status}))
 
     def send_to(self, client: int, message: Mapping[str, Any]) -> None:
         """Send one control message to one page (thread-safe; dropped if it has gone)."""
@@ -518,21 +509,24 @@ class WebBridge:
         if msg.device not in self._index:
             self._refuse(client, "unknown_device", f"no device {msg.device[:60]!r} in this site", msg.ref)
             return
+        asyncio.ensure_future(self._answer_history(client, msg.device, msg.point, msg.ref))
+
+    async def _answer_history(self, client: _Client, device: str, point: str, ref: Any) -> None:
         times: list = []
         values: list = []
         provider = self.history_provider
         if provider is not None:
-            try:
-                t, v = provider(msg.device, msg.point)
+            try:  # the provider may wait for the update loop: never on the event loop itself
+                t, v = await asyncio.get_running_loop().run_in_executor(None, provider, device, point)
             except KeyError:
-                self._refuse(client, "bad_field", f"no point {msg.point[:60]!r} on {msg.device[:60]!r}", msg.ref)
+                self._refuse(client, "bad_field", f"no point {point[:60]!r} on {device[:60]!r}", ref)
                 return
             except Exception:  # a provider error costs this answer, never the connection
                 log.exception("history provider failed")
                 t, v = (), ()
             times = [_round_time(x) for x in list(t)[-HISTORY_MAX_SAMPLES:]]
             values = [_finite_or_none(x) for x in list(v)[-HISTORY_MAX_SAMPLES:]]
-        reply = {"type": "history", "ref": msg.ref, "device": msg.device, "point": msg.point, "now": time.time(),
+        reply = {"type": "history", "ref": ref, "device": device, "point": point, "now": time.time(),
                  "t": times, "v": values}  # fmt: skip
         client.outbox.append(dumps(reply))
         client.poke.set()
@@ -594,6 +588,11 @@ class WebBridge:
                 return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
             return None
         self.stats.http_requests += 1
+        if path == "/metrics" and self.metrics is not None:
+            text = self.metrics().encode()
+            headers = Headers([("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+                               ("Content-Length", str(len(text))), ("Cache-Control", "no-store"), ("Connection", "close")])
+            return Response(200, "OK", headers, text)
         name = path.lstrip("/") or "index.html"
         entry = self.files.get(name)
         if entry is None or "\\" in name or ".." in name.split("/"):

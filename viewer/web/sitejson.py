@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from twinview.twin.commands import initial_from
 from twinview.site import LoadedSite, find_part
 from twinview.twin import colormaps
 from twinview.site.manifest import CommandSpec, Device, PointSpec
@@ -46,7 +47,8 @@ def _command(c: CommandSpec) -> dict:
         "interlock": c.interlock_text or c.interlock,
         "args": [
             {"name": a.name, "kind": a.kind, "min": _finite(a.min), "max": _finite(a.max), "states": list(a.states),
-             "default": a.default if isinstance(a.default, (str, int, float, bool)) else None}
+             "default": a.default if isinstance(a.default, (str, int, float, bool)) else None,
+             "from_point": initial_from(c, a)}  # starts at this point's reported value (twin.commands.initial_value)
             for a in c.args
         ],
     }

@@ -321,6 +321,17 @@ function applyEntry(id, entry) {
   statusChanged();
 }
 
+/** Counted errors on the server (bad payloads, audit writes, handlers): a number in the bar, the detail on hover. */
+function showErrors(status) {
+  const box = $('errors');
+  const entries = Object.entries(status.errors || {});
+  const total = entries.reduce((n, [, v]) => n + v, 0);
+  box.hidden = total === 0;
+  box.textContent = `${total} counted error${total === 1 ? '' : 's'}`;
+  box.title = entries.map(([k, v]) => `${k.replaceAll('_', ' ')}: ${v}`).join('\n') +
+    (status.last_error ? `\nlast: ${status.last_error}` : '');
+}
+
 function onMessage(msg) {
   switch (msg.type) {
     case 'hello':
@@ -354,6 +365,10 @@ function onMessage(msg) {
       toast(`logged in as ${msg.user} (${msg.role})`);
       sidePanel.refresh();
       if (panel3d.device) { panel3d.blocked = xr.blockedReason(); panel3d.draw(); }
+      break;
+    case 'status':
+      hook.status = msg;
+      showErrors(msg);
       break;
     case 'command_queued':
       break;

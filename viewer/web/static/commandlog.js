@@ -2,9 +2,10 @@
 // as long as the page is open: one line per command (its latest state), with the
 // time, the user, the arguments and the outcome. Reopening a device shows it again.
 import { clock } from './banner.js';
+import { FINAL_COMMAND_STATES } from './vocabulary.js';
 
 const PER_DEVICE = 50;
-const FINAL = new Set(['confirmed', 'refused', 'rejected', 'failed', 'timed_out', 'expired', 'not sent', 'cancelled']);
+const FINAL = new Set([...FINAL_COMMAND_STATES, 'not sent']);
 
 export class CommandLog {
   constructor() {

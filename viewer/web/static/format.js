@@ -27,6 +27,22 @@ export function age(ts, now = Date.now() / 1000) {
   return `${(s / 3600).toFixed(1)} h ago`;
 }
 
+// Where an argument starts, the same rule as the desktop (twinview.twin.commands.initial_value):
+// its default; else the value its device reports now (a.from_point); else nothing: it must be entered.
+export function initialArg(a, points) {
+  if (a.default !== null && a.default !== undefined) return a.default;
+  const rec = a.from_point && points ? points[a.from_point] : null;
+  if (rec && rec.v !== null && rec.v !== undefined) return rec.v;
+  if (a.kind === 'enum') return a.states.length ? a.states[0] : null;
+  return null;
+}
+
+/** The point an argument takes its start and unit from: `from_point`, else the point of the same name. */
+export function argPoint(info, a) {
+  if (!info) return null;
+  return info.points.find((p) => p.id === (a.from_point || a.name)) || null;
+}
+
 /** The buttons a command offers in the headset: one per enum state or bool value; a
  *  number argument starts at the current value of the point of the same name and offers
  *  steps of a tenth of its range down and up (clamped), each asking to confirm. */
@@ -35,12 +51,11 @@ export function commandVariants(cmd, info = null, entry = null) {
   const points = (entry && entry.points) || {};
   let numeric = null;
   for (const a of cmd.args) {
-    const point = info ? info.points.find((p) => p.id === a.name) : null;
-    const current = point && points[point.id] ? points[point.id].v : null;
-    if (a.kind === 'number' && typeof current === 'number') { args[a.name] = current; numeric = { a, point, current }; } else if (a.default !== null && a.default !== undefined) args[a.name] = a.default;
-    else if (a.kind === 'enum') args[a.name] = a.states[0];
+    const point = argPoint(info, a);
+    const start = initialArg({ ...a, from_point: a.from_point || (point && point.id) }, points);
+    if (a.kind === 'number' && typeof start === 'number') { args[a.name] = start; numeric = { a, point, current: start }; } else if (start !== null) args[a.name] = start;
     else if (a.kind === 'bool') args[a.name] = true;
-    else args[a.name] = a.min !== null && a.min !== undefined ? a.min : 0;
+    else args[a.name] = null;
     if (a.kind === 'number' && !numeric) numeric = { a, point, current: null };
   }
   const label = cmd.label || cmd.name;
@@ -67,6 +82,7 @@ export function commandVariants(cmd, info = null, entry = null) {
     }
     return out;
   }
+  if (Object.values(args).some((v) => v === null)) return [{ cmd, label: `${label} (no reported value)`, args, disabled: true }];
   const shown = cmd.args.map((a) => `${args[a.name]}`).join(', ');
   return [{ cmd, confirm: cmd.confirm || cmd.args.length > 0, label: shown ? `${label} (${shown})` : label, args }];
 }

@@ -5,7 +5,9 @@
 import * as THREE from 'three';
 import { rampColor, safeRamp } from './palette.js';
 
-export const FLAGS = { SELECTED: 1, HOVERED: 2, STALE: 4, BAD: 8, ALARM: 16, OFFLINE: 32, PENDING: 64 };
+import { FLAGS } from './vocabulary.js';
+
+export { FLAGS };
 
 const GREY = new THREE.Color(0.55, 0.55, 0.55);
 const OFFLINE = new THREE.Color().setRGB(0.2, 0.22, 0.25, THREE.SRGBColorSpace);

@@ -3,7 +3,7 @@
 // that start at the current value with unit and range, checked before sending; a
 // visible countdown on confirmations; disabled with the reason when they cannot
 // be sent) and its command log (every user's commands, kept across reopening).
-import { age, formatValue, ROLE_RANK } from './format.js';
+import { age, argPoint, formatValue, initialArg, ROLE_RANK } from './format.js';
 import { renderLog } from './commandlog.js';
 import { KIND_WORD, kindsOf, mainKind, reason } from './status.js';
 
@@ -15,11 +15,6 @@ function el(tag, attrs = {}, text = '') {
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
   if (text) node.textContent = text;
   return node;
-}
-
-/** The point an argument sets, when one has the argument's name (speed -> the speed point). */
-export function argPoint(info, arg) {
-  return info.points.find((p) => p.id === arg.name) || null;
 }
 
 /** Why an argument value cannot be sent, or '' when it can. */
@@ -142,7 +137,7 @@ export class SidePanel {
           input = el('input', { type: 'checkbox', name: a.name });
           input.checked = !!a.default;
         } else {
-          input = el('input', { type: 'number', name: a.name, step: 'any', inputmode: 'decimal' });
+          input = el('input', { type: 'number', name: a.name, step: 'any', inputmode: 'decimal', required: '' });
           if (a.min !== null) input.min = a.min;
           if (a.max !== null) input.max = a.max;
         }
@@ -176,21 +171,18 @@ export class SidePanel {
     this.prefill(true);
   }
 
-  /** Start number inputs at the current value (until the user edits them). */
+  /** Start inputs where the desktop does (format.initialArg: default, else the reported value), until edited. */
   prefill(force = false) {
     const entry = this.visual && this.visual.entry;
     const points = (entry && entry.points) || {};
     for (const form of this.forms) {
       for (const f of form.inputs) {
-        if (f.touched && !force) continue;
+        if ((f.touched && !force) || document.activeElement === f.input) continue;
         const a = f.arg;
-        const cur = f.point && points[f.point.id] ? points[f.point.id].v : null;
-        if (a.kind === 'number') {
-          const start = typeof cur === 'number' ? Math.round(cur * 100) / 100 : (a.default ?? a.min ?? 0);
-          if (document.activeElement !== f.input) f.input.value = String(start);
-        } else if (a.kind === 'enum' && typeof cur === 'string' && a.states.includes(cur)) {
-          if (document.activeElement !== f.input) f.input.value = cur;
-        }
+        const start = initialArg({ ...a, from_point: a.from_point || (f.point && f.point.id) }, points);
+        if (a.kind === 'number') f.input.value = typeof start === 'number' ? String(Math.round(start * 100) / 100) : '';
+        else if (a.kind === 'enum' && start !== null) f.input.value = start;
+        else if (a.kind === 'bool' && start !== null && !f.touched) f.input.checked = !!start;
       }
     }
   }

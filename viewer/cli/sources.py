@@ -1,4 +1,7 @@
-"""Build the telemetry sources a command line names (the embedded simulator by default)."""
+"""The composition root: a runtime with the sources and command transport a command line names.
+
+Only the command line (and tests) build connectors; views get a runtime.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,11 @@ from typing import Any
 
 from twinview.connectors.base import Connector
 from twinview.site import LoadedSite
-from twinview.twin.topics import TopicMap
+from twinview.connectors.wire.topics import TopicMap
+from twinview.twin.runtime import Runtime
 
 
-def connectors_from_args(loaded: LoadedSite, twin: Any, args: Any) -> list[Connector]:
+def connectors_from_args(loaded: LoadedSite, args: Any) -> list[Connector]:
     """--mqtt, --replay and --ws-ingest sources; the simulator when none is named and --no-sim is absent."""
     site = loaded.site
     topic_map = TopicMap(site)
@@ -18,7 +22,7 @@ def connectors_from_args(loaded: LoadedSite, twin: Any, args: Any) -> list[Conne
     replay = getattr(args, "replay", None)
     ws_ingest = getattr(args, "ws_ingest", None)
     if mqtt_url:
-        from twinview.connectors.mqtt import MqttConnector
+        from twinview.connectors.mqtt.telemetry import MqttConnector
 
         connectors.append(
             MqttConnector(
@@ -31,18 +35,18 @@ def connectors_from_args(loaded: LoadedSite, twin: Any, args: Any) -> list[Conne
             )
         )
     if replay:
-        from twinview.connectors.replay import ReplayConnector
+        from twinview.connectors.replay.recording import ReplayConnector
 
         connectors.append(ReplayConnector(replay, topic_map, speed=getattr(args, "replay_speed", 1.0)))
     if ws_ingest:
-        from twinview.connectors.websocket_ingest import WebSocketIngest
+        from twinview.connectors.websocket.ingest import WebSocketIngest
 
         host, _, port = ws_ingest.rpartition(":")
         connectors.append(WebSocketIngest(host or "127.0.0.1", int(port), topic_map))
     if not connectors and not getattr(args, "no_sim", False):
-        from twinview.connectors.simulator import Simulator
+        from twinview.connectors.simulator.plant import Simulator
 
-        connectors.append(Simulator(site))
+        connectors.append(Simulator(site, batched=True))
     return connectors
 
 
@@ -52,11 +56,11 @@ def command_transport_from_args(loaded: LoadedSite, connectors: list[Connector],
     With the simulator alone (the demo plant, no real devices) the viewer acts as a
     local operator; with a broker, nobody may actuate until signed in.
     """
-    from twinview.twin.auth import Principal
+    from twinview.security.auth import Principal
 
     mqtt_url = getattr(args, "mqtt", None)
     if mqtt_url:
-        from twinview.connectors.mqtt_commands import MqttCommandTransport
+        from twinview.connectors.mqtt.commands import MqttCommandTransport
 
         transport = MqttCommandTransport(
             mqtt_url,
@@ -69,7 +73,18 @@ def command_transport_from_args(loaded: LoadedSite, connectors: list[Connector],
         return transport, None
     simulators = [c for c in connectors if type(c).__name__ == "Simulator"]
     if simulators:
-        from twinview.connectors.sim_commands import SimulatorTransport
+        from twinview.connectors.simulator.commands import SimulatorTransport
 
         return SimulatorTransport(simulators[0]), Principal("local-operator", "operator")
     return None, None
+
+
+def runtime_from_args(loaded: LoadedSite, args: Any) -> Runtime:
+    """The twin for a command line: its sources (the simulator unless another is named) and commands."""
+    runtime = Runtime(loaded.site)
+    for connector in connectors_from_args(loaded, args):
+        runtime.add_connector(connector)
+    transport, principal = command_transport_from_args(loaded, runtime.connectors, args)
+    if transport is not None:
+        runtime.enable_commands(transport, principal, getattr(args, "audit", None))
+    return runtime

@@ -27,11 +27,11 @@ import time
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ..site.manifest import Site
-from ..twin.decode import encode, encode_many
-from .base import Availability, Sample
-from .mqtt import make_client, parse_url
-from .simulator import Simulator
+from twinview.site.manifest import Site
+from twinview.connectors.wire.decode import encode, encode_many
+from twinview.connectors.base import Availability, Sample
+from twinview.connectors.mqtt.telemetry import make_client, parse_url
+from twinview.connectors.simulator.plant import Simulator
 
 
 def command_pattern(template: str, prefix: str) -> tuple[str, re.Pattern]:

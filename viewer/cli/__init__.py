@@ -13,6 +13,19 @@ from twinview.site import SiteError
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_SITE = 3
+DESKTOP_MODULES = ("pygfx", "wgpu", "rendercanvas", "imgui_bundle", "glfw")
+
+
+def desktop_installed() -> bool:
+    """True when the [desktop] extra (the GPU stack and window toolkit) can be imported."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in DESKTOP_MODULES)
+
+
+def needs_desktop(command: str) -> str:
+    return (f"error: `twinview {command}` draws with the GPU stack, which is not installed: "
+            "pip install 'twinview[desktop]'")
 
 
 def demo_site_path() -> Path:
@@ -43,10 +56,10 @@ def _open(site_dir: Path, quiet: bool = False):
 
 
 def _live(loaded, args):
-    """The live pipeline for a site: the embedded simulator unless another source is named."""
-    from twinview.app.live import LiveSite
+    """The site's runtime: the embedded simulator unless another source is named."""
+    from twinview.cli.sources import runtime_from_args
 
-    return LiveSite.from_args(loaded, args)
+    return runtime_from_args(loaded, args)
 
 
 def cmd_check(args) -> int:
@@ -64,6 +77,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_render(args) -> int:
+    from twinview.scene.binding import SceneBinding
     from twinview.scene.offscreen import OffscreenView
     from twinview.scene.view import SiteView
 
@@ -80,7 +94,7 @@ def cmd_render(args) -> int:
             view.focus(index)
     off = OffscreenView(view, args.size, quality=args.quality)
     if live is not None:
-        live.attach(view)
+        SceneBinding(live, view)
         live.run_for(args.wait)
     out = off.save(args.out)
     if live is not None:
@@ -94,10 +108,13 @@ def _wants_live(args) -> bool:
 
 
 def cmd_open(args, site_dir: Path | None = None) -> int:
+    site_dir = site_dir or Path(args.site)
+    if not desktop_installed():
+        return _open_without_desktop(args, site_dir)
     from twinview.app.desktop import has_display, run_desktop
+    from twinview.scene.binding import SceneBinding
     from twinview.scene.view import SiteView
 
-    site_dir = site_dir or Path(args.site)
     loaded = _open(site_dir)
     if not has_display():
         out = Path(args.screenshot or f"twinview-{site_dir.name}.png")
@@ -105,25 +122,36 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
 
         view = SiteView(loaded)
         live = _live(loaded, args)
-        live.attach(view)
+        binding = SceneBinding(live, view)
         live.run_for(min(getattr(args, "wait", 0) or 3.0, 30.0))
         OffscreenView(view, (1280, 720), quality="high").save(out)
+        binding.close()
         why = "DISPLAY is not set" if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) else \
             f"cannot open display {os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')}"
         print(f"No display found ({why}): rendered a screenshot to {out}, and serving the live web view instead.")
-        live.view = None  # the web loop drives it from here
         try:
             return _serve(loaded, live, args)
         finally:
             live.stop()
     view = SiteView(loaded)
     live = _live(loaded, args)
-    live.attach(view)
+    SceneBinding(live, view)
     try:
         run_desktop(view, live)
     finally:
         live.stop()
     return EXIT_OK
+
+
+def _open_without_desktop(args, site_dir: Path) -> int:
+    """A core install (no GPU stack): the same live site, in the browser."""
+    print("The desktop viewer is not installed (pip install 'twinview[desktop]'): serving the live web view instead.")
+    loaded = _open(site_dir)
+    live = _live(loaded, args)
+    try:
+        return _serve(loaded, live, args)
+    finally:
+        live.stop()
 
 
 def _serve(loaded, live, args) -> int:
@@ -137,7 +165,7 @@ def _serve(loaded, live, args) -> int:
         return serve(
             loaded, live, host=args.host, port=args.port,
             authenticate=token_authenticator(getattr(args, "users", None)),
-            commands=live.commands, allowed_origins=tuple(getattr(args, "allow_origin", None) or ()),
+            allowed_origins=tuple(getattr(args, "allow_origin", None) or ()),
         )  # fmt: skip
     except MissingThree as exc:
         print(f"error: the web view needs three.js from npm: {exc}\n"
@@ -181,7 +209,7 @@ def cmd_generate_site(args) -> int:
 def cmd_sim(args) -> int:
     import threading
 
-    from twinview.connectors.simulator import run_as_mqtt_publisher
+    from twinview.connectors.simulator.plant import run_as_mqtt_publisher
     from twinview.site import load_manifest
 
     site, _ = load_manifest(args.site)
@@ -201,10 +229,10 @@ def cmd_sim(args) -> int:
 def cmd_record(args) -> int:
     import time
 
-    from twinview.connectors.mqtt import MqttConnector
-    from twinview.connectors.replay import Recorder
+    from twinview.connectors.mqtt.telemetry import MqttConnector
+    from twinview.connectors.replay.recording import Recorder
     from twinview.site import load_manifest
-    from twinview.twin.topics import TopicMap
+    from twinview.connectors.wire.topics import TopicMap
 
     site, _ = load_manifest(args.site)
     with Recorder(args.out) as recorder:
@@ -221,7 +249,7 @@ def cmd_record(args) -> int:
 
 
 def cmd_command(args) -> int:
-    from twinview.connectors.mqtt_commands import run_command_cli
+    from twinview.cli.command import run_command_cli
 
     return run_command_cli(
         args.site, args.device, args.command, args.args, args.mqtt,
@@ -257,7 +285,7 @@ def cmd_audit(args) -> int:
 def cmd_users(args) -> int:
     import getpass
 
-    from twinview.twin import auth
+    from twinview.security import auth
 
     path = args.file
     if args.action == "list":
@@ -296,6 +324,12 @@ def cmd_users(args) -> int:
     return EXIT_OK
 
 
+def cmd_state(args) -> int:
+    from twinview.cli.state import cmd_state as run
+
+    return run(args, lambda path, quiet=False: _open(Path(path), quiet=quiet))
+
+
 def cmd_bench(args) -> int:
     from twinview.bench import run_bench
 
@@ -325,6 +359,8 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="twinview", description="Open 3D digital-twin viewer.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="how log lines look (stderr)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="open the bundled demo plant (live, simulated)")
@@ -426,11 +462,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label", help="a label for a new token")
     p.set_defaults(func=cmd_users)
 
+    p = sub.add_parser("state", help="the twin after a while: every point's value, quality, time and flags")
+    p.add_argument("site")
+    p.add_argument("--sim", action="store_true", help="telemetry from the embedded simulator")
+    p.add_argument("--wait", type=float, default=3.0, metavar="SECONDS", help="receive this long before printing (default 3)")
+    p.add_argument("--device", help="only this device")
+    p.add_argument("--json", action="store_true", help="one JSON object per point")
+    _add_source_options(p)
+    p.epilog = "exit codes: 0 ok, 2 bad usage, 3 site problem, 4 a source could not be reached"
+    p.set_defaults(func=cmd_state)
+
     p = sub.add_parser("bench", help="measure load, frame, memory and ingest figures; prints a table")
     p.add_argument("--devices", default="1000,20000", help="comma-separated site sizes (default 1000,20000)")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--size", type=parse_size, default=(640, 360), metavar="WxH")
-    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, web")
+    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, web, faults")
     p.set_defaults(func=cmd_bench)
     return parser
 
@@ -439,8 +485,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGFX_DEFAULT_PPAA", "default")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from twinview.cli.logs import configure
+
+    configure(args.verbose, args.log_format)
     try:
         return args.func(args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in DESKTOP_MODULES:
+            raise
+        print(needs_desktop(args.command), file=sys.stderr)
+        return EXIT_USAGE
     except SiteError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

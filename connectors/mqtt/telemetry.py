@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -29,8 +29,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from .base import Connector, LinkState, Sink
-from .routing import Router, Tap
+from twinview.connectors.base import Connector, LinkState, Sink
+from twinview.connectors.wire.routing import Router, Tap
 
 SUBSCRIBE_CHUNK = 256  # topic filters per SUBSCRIBE packet
 _DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883, "ws": 80, "wss": 443}
@@ -109,50 +109,8 @@ def make_client(
     return client
 
 
-class PublishResult:
-    """What became of one publish. state: pending | queued | sent | accepted | rejected | failed.
-
-    MQTT 5 brokers answer QoS 1/2 publishes with a reason code (e.g. 135 "Not
-    authorized"); MQTT 3.1.1 acknowledges even publishes it then drops, and QoS 0
-    gets no answer at all, so `accepted` then only means "handed to the broker".
-    """
-
-    def __init__(self, mid: int, qos: int, protocol5: bool):
-        self.mid = mid
-        self.qos = qos
-        self.protocol5 = protocol5
-        self.state = "pending"
-        self.reason = ""
-        self.reason_code: int | None = None
-        self._done = threading.Event()
-
-    def _finish(self, state: str, reason: str, code: int | None = None) -> None:
-        self.state, self.reason, self.reason_code = state, reason, code
-        self._done.set()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    @property
-    def accepted(self) -> bool | None:
-        """True when the broker took it, False when refused or failed, None while pending."""
-        if self.state in ("accepted", "sent"):
-            return True
-        if self.state in ("rejected", "failed"):
-            return False
-        return None
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the outcome is known; False on timeout (it may still arrive)."""
-        return self._done.wait(timeout)
-
-    def __repr__(self) -> str:
-        return f"PublishResult(mid={self.mid}, state={self.state!r}, reason={self.reason!r})"
-
-
 class MqttConnector(Connector):
-    """Subscribes to a site's topics on one broker and publishes commands there."""
+    """Subscribes to a site's telemetry topics on one broker (commands go out through MqttCommandTransport)."""
 
     def __init__(
         self,
@@ -210,16 +168,6 @@ class MqttConnector(Connector):
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._pending_subs: set[int] = set()
-        self._pending: dict[int, PublishResult] = {}
-        self._early: dict[int, tuple[str, str, int | None]] = {}
-        self._pub_lock = threading.Lock()
-        self._handlers: list[tuple[str, int, Callable[[str, bytes, Any], None]]] = []
-
-    def add_handler(self, topic_filter: str, qos: int, callback: Callable[[str, bytes, Any], None]) -> None:
-        """Also subscribe to `topic_filter` and hand its messages to callback(topic, payload, properties)
-        instead of decoding them as telemetry (e.g. command responses). Call before start();
-        the callback runs on paho's thread, must only enqueue, and its exceptions are counted."""
-        self._handlers.append((topic_filter, qos, callback))
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -240,7 +188,6 @@ class MqttConnector(Connector):
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
-        client.on_publish = self._on_publish
         self._client = client
         self._set_link("connecting", f"{addr.host}:{addr.port}")
         kwargs: dict[str, Any] = {}
@@ -264,10 +211,6 @@ class MqttConnector(Connector):
         client.loop_stop()
         self._connected.clear()
         self._set_link("down", "stopped")
-        with self._pub_lock:
-            pending, self._pending = self._pending, {}
-        for result in pending.values():
-            result._finish("failed", "connector stopped before the broker answered")
 
     @property
     def connected(self) -> bool:
@@ -312,7 +255,7 @@ class MqttConnector(Connector):
     def _subscribe(self, client: mqtt.Client) -> None:
         self._subscribed.clear()
         self._pending_subs.clear()
-        subs = list(self.subscriptions) + [(f, q) for f, q, _ in self._handlers]
+        subs = list(self.subscriptions)
         if not subs:
             self._subscribed.set()
             return
@@ -355,10 +298,6 @@ class MqttConnector(Connector):
                 topic = message.topic
             except UnicodeDecodeError:
                 topic = bytes(message._topic).decode("utf-8", "replace")
-            for topic_filter, _, callback in self._handlers:
-                if mqtt.topic_matches_sub(topic_filter, topic):
-                    callback(topic, message.payload, getattr(message, "properties", None))
-                    return
             self._router.handle(topic, message.payload, time.time())  # type: ignore[union-attr]
         except Exception as exc:  # noqa: BLE001 - never let anything reach paho's thread
             self.callback_errors += 1
@@ -367,102 +306,3 @@ class MqttConnector(Connector):
             except Exception:  # noqa: BLE001
                 pass
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        try:
-            outcome = _outcome(reason_code, self.protocol5)
-            with self._pub_lock:
-                result = self._pending.pop(mid, None)
-                if result is None:
-                    if len(self._early) > 10000:
-                        self._early.clear()
-                    self._early[mid] = outcome
-                    return
-            if result.qos == 0:
-                result._finish("sent", "sent (QoS 0: the broker does not acknowledge)", None)
-            else:
-                result._finish(*outcome)
-        except Exception as exc:  # noqa: BLE001
-            self.callback_errors += 1
-            self.stats.last_error = f"on_publish: {exc}"[:200]
-
-    # --- commands ------------------------------------------------------------------
-
-    def publish(
-        self,
-        topic: str,
-        payload: bytes | str,
-        qos: int = 1,
-        retain: bool = False,
-        *,
-        message_expiry: float | None = None,
-        response_topic: str | None = None,
-        correlation_data: bytes | None = None,
-        user_properties: list[tuple[str, str]] | None = None,
-        content_type: str | None = None,
-        properties: Properties | None = None,
-    ) -> PublishResult:
-        """Publish one message; the result tells whether the broker accepted it.
-
-        While disconnected, QoS 1/2 messages are queued (state "queued") and sent
-        after the reconnect; QoS 0 ones fail. message_expiry (MQTT 5) makes the
-        broker drop a message not delivered in time, so a command cannot actuate late.
-        """
-        client = self._client
-        if client is None:
-            result = PublishResult(-1, qos, self.protocol5)
-            result._finish("failed", "connector not started")
-            return result
-        if self.protocol5 and properties is None and (
-            message_expiry or response_topic or correlation_data or user_properties or content_type
-        ):
-            properties = Properties(PacketTypes.PUBLISH)
-            if message_expiry:
-                properties.MessageExpiryInterval = max(1, int(round(message_expiry)))
-            if response_topic:
-                properties.ResponseTopic = response_topic
-            if correlation_data:
-                properties.CorrelationData = correlation_data
-            if user_properties:
-                properties.UserProperty = list(user_properties)
-            if content_type:
-                properties.ContentType = content_type
-        try:
-            info = client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
-        except (ValueError, TypeError) as exc:
-            result = PublishResult(-1, qos, self.protocol5)
-            result._finish("failed", str(exc))
-            return result
-        result = PublishResult(info.mid, qos, self.protocol5)
-        with self._pub_lock:
-            early = self._early.pop(info.mid, None)
-            if early is None and info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN) and not (
-                qos == 0 and info.rc == mqtt.MQTT_ERR_NO_CONN
-            ):
-                self._pending[info.mid] = result
-        if early is not None:
-            if qos == 0:
-                result._finish("sent", "sent (QoS 0: the broker does not acknowledge)", None)
-            else:
-                result._finish(*early)
-        elif info.rc == mqtt.MQTT_ERR_NO_CONN:
-            if qos == 0:
-                result._finish("failed", "not connected (QoS 0 is not queued)")
-            else:
-                result.state, result.reason = "queued", "not connected: queued until the broker is back"
-        elif info.rc != mqtt.MQTT_ERR_SUCCESS:
-            result._finish("failed", mqtt.error_string(info.rc))
-        return result
-
-
-def _outcome(reason_code: Any, protocol5: bool) -> tuple[str, str, int | None]:
-    try:
-        value = int(reason_code.value)
-        failure = bool(reason_code.is_failure)
-        text = str(reason_code)
-    except AttributeError:
-        value, failure, text = int(reason_code or 0), bool(reason_code), str(reason_code)
-    if failure:
-        return "rejected", text, value
-    if protocol5:
-        return "accepted", text, value
-    return "accepted", "acknowledged (MQTT 3.1.1 cannot report a refusal)", value

@@ -19,9 +19,9 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from ..twin.decode import DecodeError, encode, parse_json
-from .base import Connector, LinkState, Sink
-from .routing import Router, Tap
+from twinview.connectors.wire.decode import DecodeError, encode, parse_json
+from twinview.connectors.base import Connector, LinkState, Sink
+from twinview.connectors.wire.routing import Router, Tap
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_BATCH = 10000

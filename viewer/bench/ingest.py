@@ -2,10 +2,10 @@
 
 Each function returns a plain dict (printing is the caller's job):
 - bench_mqtt_ingest: K messages through mosquitto into (a) a bare paho subscriber
-  that only counts and (b) the viewer's pipeline (MqttConnector -> decode -> Inbox
-  -> TwinState.apply -> overlays for changed devices). Reports sent and delivered
+  that only counts and (b) the twin (MqttConnector -> decode -> the runtime's
+  step on a driver thread -> looks of changed devices). Reports sent and delivered
   counts next to the rates: a broker may drop QoS 0 for a slow subscriber.
-- bench_pipeline: the same model work in-process (Simulator -> TwinState -> overlays).
+- bench_pipeline: the same model work in-process (Simulator batches -> runtime).
 - bench_latency: publish-to-apply latency (p50/p99) at a steady publish rate,
   with a render-like loop draining the inbox every `frame` seconds.
 """
@@ -20,15 +20,14 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ..twin.decode import encode
-from ..twin.inbox import Inbox
-from ..twin.overlays import evaluate_many
-from ..twin.state import TwinState
-from ..twin.topics import TopicMap
-from .base import Sample
-from .localbroker import LocalBroker
-from .mqtt import MqttConnector, parse_url
-from .simulator import Simulator, synthetic_site
+from twinview.connectors.mqtt.localbroker import LocalBroker
+from twinview.connectors.mqtt.telemetry import MqttConnector, parse_url
+from twinview.connectors.simulator.plant import Simulator, synthetic_site
+from twinview.connectors.wire.decode import encode
+from twinview.connectors.wire.topics import TopicMap
+from twinview.twin.events import SamplesApplied
+from twinview.twin.runtime import Driver, Runtime
+from twinview.twin.samples import SampleBatch
 
 
 def _messages(site, count: int, ts: bool = True) -> list[tuple[str, bytes]]:
@@ -109,61 +108,49 @@ def _bare(url: str, site, messages, qos: int, timeout: float) -> dict[str, Any]:
 
 
 class _Frames:
-    """A render-like loop on a thread: drain, apply, tick, evaluate overlays of changed devices."""
+    """The runtime on a driver thread at a frame rate, counting what it applies (a subscriber)."""
 
-    def __init__(self, state: TwinState, inbox: Inbox, frame: float, latency: bool = False):
-        self.state, self.inbox, self.frame = state, inbox, frame
+    def __init__(self, runtime: Runtime, frame: float, latency: bool = False):
+        self.runtime = runtime
         self.applied = 0
-        self.looks = 0
         self.first: float | None = None
         self.last = 0.0
         self.latencies: list[float] = []
         self._want_latency = latency
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        runtime.events.subscribe(SamplesApplied, self._on_samples)
+        self.driver = Driver(runtime, rate=1.0 / frame)
+
+    def _on_samples(self, event: SamplesApplied) -> None:
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        self.applied += int(event.rows.size)
+        self.last = now
+        if self._want_latency:
+            self.latencies.extend((time.time() - event.times).tolist())
 
     def start(self) -> "_Frames":
-        self._thread.start()
+        self.driver.start()
         return self
 
-    def _run(self) -> None:
-        state, inbox = self.state, self.inbox
-        while not self._stop.is_set():
-            batch = inbox.drain()
-            if batch:
-                if self.first is None:
-                    self.first = time.perf_counter()
-                changed = state.apply(batch)
-                changed |= state.tick(time.time())
-                self.looks += len(evaluate_many(state, changed))
-                now = time.time()
-                self.applied += sum(1 for e in batch if type(e) is Sample)
-                self.last = time.perf_counter()
-                if self._want_latency:
-                    self.latencies.extend(now - e.source_ts for e in batch if type(e) is Sample and e.source_ts)
-            else:
-                self._stop.wait(self.frame)
-
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+        self.driver.stop()
 
 
 def _pipeline(url: str, site, messages, qos: int, timeout: float, frame: float) -> dict[str, Any]:
-    state = TwinState(site)
-    inbox: Inbox = Inbox()
+    runtime = Runtime(site)
     conn = MqttConnector(url, TopicMap(site), reconnect_min=0.2)
-    frames = _Frames(state, inbox, frame).start()
-    conn.start(inbox.put)
+    runtime.add_connector(conn)
+    frames = _Frames(runtime, frame).start()
     conn.wait_subscribed(10)
     pub_s = _publish_all(url, messages, qos)
     _wait_count(lambda: frames.applied, len(messages), 2.0, timeout)
     frames.stop()
-    conn.stop()
+    runtime.stop()
     span = (frames.last - frames.first) if frames.first else 0.0
     return {"sent": len(messages), "delivered": frames.applied, "received": conn.stats.received,
             "bad": conn.stats.bad, "msgs_per_s": frames.applied / span if span > 0 else 0.0,
-            "overlay_evaluations": frames.looks, "publish_s": pub_s, "inbox_dropped": inbox.dropped}  # fmt: skip
+            "publish_s": pub_s}  # fmt: skip
 
 
 def bench_mqtt_ingest(
@@ -188,35 +175,33 @@ def bench_mqtt_ingest(
 
 
 def bench_pipeline(devices: int = 20000, seconds: float = 10.0, step: float = 0.1) -> dict[str, Any]:
-    """In-process: Simulator.step -> TwinState.apply/tick -> overlays, over `seconds` of simulated time."""
+    """In-process: the simulator's batches through the runtime (apply, tick, looks), over `seconds` of simulated time."""
     site = synthetic_site(devices)
     t0 = time.perf_counter()
-    sim = Simulator(site, seed=0)
-    state = TwinState(site)
+    sim = Simulator(site, seed=0, batched=True)
+    runtime = Runtime(site)
     setup = time.perf_counter() - t0
     now = time.time()
-    t_sim = t_apply = t_look = 0.0
-    samples = looks = 0
+    t_sim = t_step = 0.0
+    samples = 0
     for _ in range(int(seconds / step)):
         now += step
         a = time.perf_counter()
         events = sim.step(now)
         b = time.perf_counter()
-        changed = state.apply(events)
-        changed |= state.tick(now)
+        for event in events:
+            runtime.submit(event, "simulator")
+        runtime.step(now)
         c = time.perf_counter()
-        looks += len(evaluate_many(state, changed))
-        d = time.perf_counter()
-        t_sim, t_apply, t_look = t_sim + b - a, t_apply + c - b, t_look + d - c
-        samples += len(events)
-    total = t_sim + t_apply + t_look
+        t_sim, t_step = t_sim + b - a, t_step + c - b
+        samples += sum(len(e) if type(e) is SampleBatch else 1 for e in events)
+    total = t_sim + t_step
     return {
-        "devices": devices, "points": sum(len(d.points) for d in site.devices), "simulated_s": seconds,
-        "samples": samples, "setup_s": setup, "sim_s": t_sim, "apply_s": t_apply, "overlays_s": t_look,
-        "overlay_evaluations": looks, "samples_per_s": samples / total if total else 0.0,
-        "apply_samples_per_s": samples / t_apply if t_apply else 0.0,
-        "us_per_overlay": 1e6 * t_look / looks if looks else 0.0,
-        "history_bytes": state.history_bytes(),
+        "devices": devices, "points": len(runtime.state.table), "simulated_s": seconds,
+        "samples": samples, "setup_s": setup, "sim_s": t_sim, "step_s": t_step,
+        "samples_per_s": samples / total if total else 0.0,
+        "step_samples_per_s": samples / t_step if t_step else 0.0,
+        "history_bytes": runtime.state.history_bytes(),
     }  # fmt: skip
 
 
@@ -231,11 +216,10 @@ def bench_latency(
         broker = LocalBroker(persistence=False).start()
         url = broker.url
     try:
-        state = TwinState(site)
-        inbox: Inbox = Inbox()
+        runtime = Runtime(site)
         conn = MqttConnector(url, TopicMap(site), reconnect_min=0.2)
-        frames = _Frames(state, inbox, frame, latency=True).start()
-        conn.start(inbox.put)
+        runtime.add_connector(conn)
+        frames = _Frames(runtime, frame, latency=True).start()
         conn.wait_subscribed(10)
         pub = _client(url, "lat")
         pub.loop_start()
@@ -251,7 +235,7 @@ def bench_latency(
                 time.sleep(delay)
         _wait_count(lambda: frames.applied, messages, 2.0, 30.0)
         frames.stop()
-        conn.stop()
+        runtime.stop()
         pub.disconnect()
         pub.loop_stop()
     finally:

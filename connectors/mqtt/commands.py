@@ -20,21 +20,18 @@ Contract: docs/commands.md.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import uuid
-from dataclasses import replace
-from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from ..twin.commands import PublishError, device_of_response_topic, parse_response, response_filter
-from .mqtt import make_client, parse_url
+from twinview.twin.commands import PublishError, device_of_response_topic, parse_response, response_filter
+from twinview.connectors.mqtt.telemetry import make_client, parse_url
 
 # PUBACK reason codes that retrying cannot fix.
 _PERMANENT = {
@@ -329,149 +326,3 @@ class MqttCommandTransport:
                     hook(f"{type(exc).__name__}: {exc}"[:200])
                 except Exception:  # noqa: BLE001
                     self.counters["callback_errors"] += 1
-
-
-# --- `twinview command` -----------------------------------------------------------------
-
-EXIT_CONFIRMED = 0
-EXIT_USAGE = 2
-EXIT_SITE = 3
-EXIT_REFUSED = 10
-EXIT_REJECTED = 11
-EXIT_TIMED_OUT = 12
-EXIT_FAILED = 13  # expired or failed
-EXIT_AUTH = 14
-EXIT_CODES = {"confirmed": EXIT_CONFIRMED, "refused": EXIT_REFUSED, "rejected": EXIT_REJECTED,
-              "timed_out": EXIT_TIMED_OUT, "expired": EXIT_FAILED, "failed": EXIT_FAILED}  # fmt: skip
-
-
-def run_command_cli(
-    site_dir: str | Path,
-    device: str,
-    command: str,
-    args: list[str],
-    mqtt_url: str,
-    user: str | None = None,
-    password: str | None = None,
-    token: str | None = None,
-    confirm: bool = False,
-    *,
-    users_path: str | Path | None = None,
-    audit_path: str | Path | None = None,
-    connect_timeout: float = 10.0,
-    out: TextIO | None = None,
-    transport_options: dict[str, Any] | None = None,
-) -> int:
-    """Send one command and follow it to its final state, printing every transition.
-
-    Credentials: user + password, or a token ($TWINVIEW_TOKEN, or $TWINVIEW_PASSWORD
-    with a user, when not given). Exit codes: 0 confirmed, 10 refused, 11 rejected,
-    12 timed out, 13 expired or failed, 14 authentication failed, 2 bad usage,
-    3 site problem. Every attempt, refused ones included, is in the audit log.
-    """
-    import os
-
-    from ..site.errors import SiteError
-    from ..site.manifest import load_manifest
-    from ..twin.audit import AuditLog, default_audit_path
-    from ..twin.auth import AuthError, authenticate
-    from ..twin.commands import FINAL, CommandService, TwinStateReader, parse_cli_args
-    from ..twin.inbox import Inbox
-    from ..twin.state import TwinState
-    from ..twin.topics import TopicMap
-    from .mqtt import MqttConnector
-
-    out = out or sys.stdout
-    say = lambda text: print(text, file=out, flush=True)  # noqa: E731
-    try:
-        site, _ = load_manifest(site_dir)
-    except SiteError as exc:
-        for p in exc.problems:
-            say(str(p))
-        return EXIT_SITE
-    audit = AuditLog(audit_path if audit_path is not None else default_audit_path(site.name))
-
-    token = token if token is not None else (os.environ.get("TWINVIEW_TOKEN") if password is None else None)
-    if password is None and token is None and user is not None:
-        password = os.environ.get("TWINVIEW_PASSWORD")
-    try:
-        principal = authenticate(user, password, token=token, path=users_path)
-    except AuthError as exc:
-        audit.write({"event": "transition", "id": uuid.uuid4().hex, "state": "refused", "prev": None, "user": user or "",
-                     "role": "", "site": site.name, "device": device, "command": command, "args": list(args),
-                     "reason": f"not authenticated: {exc}"})  # fmt: skip
-        audit.close()
-        say(f"error: {exc}")
-        return EXIT_AUTH
-
-    dev = site.device(device)
-    spec = next((c for c in dev.commands if c.name == command), None) if dev else None
-    try:
-        typed = parse_cli_args(spec, args)
-    except ValueError as exc:
-        audit.close()
-        say(f"error: {exc}")
-        return EXIT_USAGE
-
-    # Telemetry for this one device: its success and interlock points.
-    sub_site = replace(site, devices=(dev,) if dev else ())
-    state = TwinState(sub_site)
-    inbox: Inbox = Inbox()
-    opts = dict(transport_options or {})
-    telemetry = MqttConnector(mqtt_url, TopicMap(sub_site), name="command telemetry") if dev else None
-    transport = MqttCommandTransport(mqtt_url, site.topic_prefix, **opts)
-    service = CommandService(site, TwinStateReader(state), transport, audit)
-    service.subscribe(lambda cmd, prev: say(_line(cmd, prev)))
-    try:
-        if telemetry is not None:
-            telemetry.start(inbox.put)
-        transport.start()
-        if not transport.wait_ready(connect_timeout):
-            say(f"warning: not connected to {mqtt_url} yet ({transport.last_error or 'no answer'}); "
-                "the command will be retried until it expires")  # fmt: skip
-        elif telemetry is not None:
-            telemetry.wait_subscribed(connect_timeout)
-        if spec is not None and transport.connected:
-            _wait_for_points(state, inbox, dev, spec)
-        cmd = service.request(principal, device, command, typed, confirm)
-        while cmd.state not in FINAL:
-            now = time.time()
-            changed = state.apply(inbox.drain())
-            changed |= state.tick(now)
-            if changed:
-                service.on_values(changed)
-            service.poll(now)
-            time.sleep(0.02)
-        return EXIT_CODES.get(cmd.state, EXIT_FAILED)
-    finally:
-        service.close()
-        transport.stop()
-        if telemetry is not None:
-            telemetry.stop()
-
-
-def _wait_for_points(state: Any, inbox: Any, device: Any, spec: Any) -> None:
-    """Give the interlock's points a chance to report (retained values arrive at once)."""
-    from ..twin.interlock import Interlock, InterlockError
-
-    try:
-        points = Interlock.parse(spec.interlock).points if spec.interlock else ()
-    except InterlockError:
-        return
-    specs = [device.point(p) for p in points if device.point(p) is not None]
-    if not specs:
-        return
-    deadline = time.monotonic() + min(30.0, max(p.period for p in specs) + 1.0)
-    while time.monotonic() < deadline:
-        state.apply(inbox.drain())
-        if all(state.point(device.id, p.id).quality.label == "good" for p in specs):
-            return
-        time.sleep(0.02)
-
-
-def _line(cmd: Any, prev: str) -> str:
-    stamp = time.strftime("%H:%M:%S", time.localtime(cmd.updated))
-    what = cmd.notes[-1] if prev == cmd.state and cmd.notes else cmd.reason
-    state = "note" if prev == cmd.state else cmd.state.replace("_", " ")
-    head = f"{stamp}  {cmd.id[:8]}  {cmd.device} {cmd.command}  {state}"
-    return f"{head}: {what}" if what else head

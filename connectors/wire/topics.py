@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from collections import Counter, defaultdict
 
-from ..connectors.base import Availability, Sample
+from twinview.connectors.base import Availability, Sample
 
-from ..site.manifest import PointSpec, Site
-from .decode import DecodeError, MissingValue, check_value, decode, parse_timestamp, payload_text
+from twinview.site.manifest import PointSpec, Site
+from twinview.connectors.wire.decode import DecodeError, MissingValue, check_value, decode, parse_timestamp, payload_text
 
 ONLINE = {"online", "true", "1", "up", "connected"}
 OFFLINE = {"offline", "false", "0", "down", "disconnected", "lost"}

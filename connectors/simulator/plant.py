@@ -30,8 +30,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..site.manifest import Device, PointSpec, Site
-from .base import Availability, Connector, Event, LinkState, Sample, Sink
+from twinview.site.manifest import Device, PointSpec, Site
+from twinview.connectors.base import Availability, Connector, Event, LinkState, Sample, Sink
+from twinview.twin.points import PointTable
+from twinview.twin.samples import SampleBatch
 
 DEFAULT_RANGE = (0.0, 100.0)
 _TOKEN = re.compile(r"[^a-z0-9]+")
@@ -542,7 +544,7 @@ class _Column:
     __slots__ = (
         "model", "point", "kind", "mode", "channel", "local", "glob", "ids", "lo", "hi", "period",
         "next_due", "states", "state_map", "mean", "x", "band_lo", "band_hi", "flag", "choice", "alarm_idx", "decimals",
-        "wrap", "fahrenheit",
+        "wrap", "fahrenheit", "rows",
     )  # fmt: skip
 
     def __init__(self, model: _Model, point: str, kind: str, entries: list[tuple[int, int, Device, PointSpec]]):
@@ -613,6 +615,18 @@ class _Column:
                 if self.alarm_idx.size and rare.any():
                     picks[rare] = rng.choice(self.alarm_idx, int(rare.sum()))
                 self.choice[change] = picks
+
+    def floats(self, idx: np.ndarray) -> np.ndarray:
+        """values() in the twin's float terms (0/1 for bools, the state index for enums), as one array."""
+        if self.kind == "number":
+            return np.asarray(self.values(idx), np.float64)
+        if self.kind == "bool":
+            flags = self.flag[idx] if self.mode == "generic" else self.model.get(self.channel, self.local[idx])
+            return np.asarray(flags, bool).astype(np.float64)
+        if self.mode == "generic":
+            return self.choice[idx].astype(np.float64)
+        raw = np.asarray(self.model.get(self.channel, self.local[idx]), np.int64)
+        return np.asarray(self.state_map, np.float64)[raw]
 
     def values(self, idx: np.ndarray) -> list:
         mode = self.mode
@@ -688,8 +702,10 @@ class Simulator(Connector):
         faults: bool = True,
         fault_interval: float = 120.0,
         tick: float = 0.1,
+        batched: bool = False,
     ):
         super().__init__()
+        self.batched = batched  # step() hands values over as one SampleBatch instead of Sample objects
         if not rate > 0:
             raise ValueError("rate must be > 0")
         self.site = site
@@ -707,6 +723,7 @@ class Simulator(Connector):
         self.fault_log: list[tuple[float, str, str]] = []  # (time, device, what) of simulated faults
         self.on_response: Callable[[str, bytes], None] | None = None  # answers to publish()ed commands
 
+        table = PointTable(site)
         groups: dict[str, list[tuple[int, Device]]] = {}
         for g, d in enumerate(site.devices):
             kind = d.type.lower() if d.type.lower() in MODELS else "generic"
@@ -725,6 +742,7 @@ class Simulator(Connector):
                     per_point.setdefault((p.id, p.kind, p.states), []).append((j, g, d, p))
             for (pid, pkind, _), entries in per_point.items():
                 col = _Column(model, pid, pkind, entries)
+                col.rows = np.array([table.index(e[2].id, pid) for e in entries], np.int64)
                 self.columns.append(col)
                 for k, e in enumerate(entries):
                     self._dev_columns.setdefault(e[2].id, []).append((col, k))
@@ -756,6 +774,8 @@ class Simulator(Connector):
                 self._faults(now, dt, out)
             rng = self.rng
             mute = np.maximum(self.silent_until, self.offline_until) > now
+            batch_rows: list[np.ndarray] = []
+            batch_values: list[np.ndarray] = []
             for col in self.columns:
                 col.advance_generic(dt, rng)
                 due = col.next_due <= now
@@ -765,7 +785,6 @@ class Simulator(Connector):
                 idx = np.flatnonzero(due)
                 if idx.size == 0:
                     continue
-                values = col.values(idx)
                 p = col.period[idx] / self.rate
                 old = col.next_due[idx]
                 first = np.isneginf(old)
@@ -773,10 +792,19 @@ class Simulator(Connector):
                 nxt = np.where(nxt > now, nxt, now + p)
                 nxt = np.where(first, now + p * rng.uniform(0.05, 1.0, idx.size), nxt)
                 col.next_due[idx] = nxt
+                if self.batched:
+                    batch_rows.append(col.rows[idx])
+                    batch_values.append(col.floats(idx))
+                    continue
                 ids, point = col.ids, col.point
-                for k, v in zip(idx.tolist(), values):
+                for k, v in zip(idx.tolist(), col.values(idx)):
                     out.append(Sample(ids[k], point, v, now, now))
-            self.published += len(out)
+            if batch_rows:
+                rows = np.concatenate(batch_rows)
+                stamp = np.full(rows.size, now)
+                out.append(SampleBatch(rows, np.concatenate(batch_values), stamp, stamp, self.name))
+                self.published += int(rows.size)
+            self.published += sum(1 for e in out if type(e) is Sample)
             return out
 
     def _faults(self, now: float, dt: float, out: list[Event]) -> None:
@@ -952,7 +980,7 @@ def synthetic_site(n_devices: int, period: float = 1.0, prefix: str = "synth", s
     """A site of n devices cycling through the demo types, each point publishing every `period` s."""
     from pathlib import Path
 
-    from ..site.manifest import ColorOverlay, LabelOverlay, MotionOverlay
+    from twinview.site.manifest import ColorOverlay, LabelOverlay, MotionOverlay
 
     def pt(dev: str, pid: str, **kw: Any) -> PointSpec:
         return PointSpec(id=pid, topic=f"{prefix}/{dev}/{pid}", period=period, **kw)
@@ -1005,7 +1033,7 @@ def run_as_mqtt_publisher(
     client_options: dict | None = None,
 ) -> dict:
     """Run the simulator as an external MQTT device fleet until stop_event is set; see connectors/sim_mqtt.py."""
-    from .sim_mqtt import run_publisher
+    from twinview.connectors.simulator.fleet import run_publisher
 
     return run_publisher(site, url, rate, stop_event, seed=seed, command_topic=command_topic, tick=tick,
                          client_options=client_options)  # fmt: skip

@@ -20,7 +20,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from ..site.manifest import PointSpec
+from twinview.site.manifest import PointSpec
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 FUTURE_TOLERANCE = 5.0  # seconds a source timestamp may be ahead of the receive time

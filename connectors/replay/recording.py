@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
-from .base import Availability, Connector, LinkState, Sample, Sink
-from .routing import Router
+from twinview.connectors.base import Availability, Connector, LinkState, Sample, Sink
+from twinview.connectors.wire.routing import Router
 
 FORMAT_KEY = "twinview_recording"
 MAX_LINE_BYTES = 1024 * 1024

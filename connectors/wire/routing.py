@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from .base import ConnectorStats, Sample, Sink
+from twinview.connectors.base import ConnectorStats, Sample, Sink
 
 Tap = Callable[[str, bytes, float], None]
 

@@ -1,0 +1,1 @@
+"""Recordings: write telemetry to JSONL and play it back."""

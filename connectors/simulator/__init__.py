@@ -1,0 +1,1 @@
+"""The embedded plant simulator: device models, the command side, and an MQTT device fleet."""

@@ -1,0 +1,1 @@
+"""Samples pushed over a websocket."""

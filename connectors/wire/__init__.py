@@ -1,0 +1,1 @@
+"""The wire: payload decoding, the topic contract and routing of raw messages to points."""

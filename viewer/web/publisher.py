@@ -1,0 +1,111 @@
+"""WebPublisher: the web bridge subscribed to a runtime.
+
+On the runtime's thread it collects the devices that changed, and at most
+`rate` times a second encodes those devices once (look and point values) for
+every page; command transitions go to every page as they happen. Commands
+pages asked for are answered here too, on the runtime's thread, through the
+same command service as the desktop's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import numpy as np
+
+from twinview.twin.events import CommandChanged, DevicesChanged, StateReset
+from twinview.twin.runtime import Runtime
+
+from .bridge import CommandRequest, WebBridge
+
+log = logging.getLogger("twinview.web")
+CommandHandler = Callable[[CommandRequest], dict]
+STATUS_PERIOD = 1.0  # seconds between status messages to every page
+
+
+def refuse_all(request: CommandRequest) -> dict:
+    """The command handler when no command service is configured."""
+    return {"type": "command_result", "ref": request.ref, "device": request.device, "command": request.command,
+            "ok": False, "state": "refused", "reason": "commands are not enabled on this server"}  # fmt: skip
+
+
+class WebPublisher:
+    """Keeps every page of one bridge showing one runtime's twin."""
+
+    def __init__(self, runtime: Runtime, bridge: WebBridge, handle_command: CommandHandler | None = None, rate: float = 10.0):
+        self.runtime = runtime
+        self.bridge = bridge
+        self.handle_command = handle_command or refuse_all
+        self.period = 1.0 / rate
+        self.errors = 0
+        self.last_error = ""
+        self._dirty = np.zeros(len(runtime.site.devices), bool)
+        self._any = False
+        self._last = 0.0
+        self._last_status = 0.0
+        runtime.events.subscribe(DevicesChanged, self._on_changed, owner=self)
+        runtime.events.subscribe(StateReset, self._on_reset, owner=self)
+        runtime.events.subscribe(CommandChanged, self._on_command, owner=self)
+
+    def _on_changed(self, event: DevicesChanged) -> None:
+        self._dirty[event.devices] = True
+        self._any = True
+
+    def _on_reset(self, event: StateReset) -> None:
+        self._dirty[:] = True
+        self._any = True
+
+    def _on_command(self, event: CommandChanged) -> None:
+        self.bridge.publish_command(event.command)
+
+    def publish(self, devices: np.ndarray) -> None:
+        """Encode these devices' looks and points for every page (now)."""
+        looks = self.runtime.looks
+        state = self.runtime.state
+        ids = devices.tolist()
+        entries = {i: looks.look(i) for i in ids}
+        points = {i: [(p.point, p.value, p.quality.label, p.ts, p.alarm) for p in state.points(i)] for i in ids}
+        self.bridge.publish_changes(entries, points)
+
+    def publish_all(self) -> None:
+        """Every device once, so the first snapshot a page gets is complete."""
+        self.publish(np.arange(len(self.runtime.site.devices)))
+
+    def before_step(self) -> None:
+        """Answer queued page commands, then flush what changed if the rate allows (runtime's thread)."""
+        for request in self.bridge.take_commands():
+            try:
+                reply = self.handle_command(request)
+            except Exception as exc:  # a failing handler refuses that command; the twin goes on
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("web command failed")
+                reply = {"type": "command_result", "ref": request.ref, "device": request.device,
+                         "command": request.command, "ok": False, "state": "failed", "reason": "internal error"}  # fmt: skip
+            if reply:
+                self.bridge.send_to(request.client, reply)
+        now = time.monotonic()
+        if now - self._last_status >= STATUS_PERIOD:
+            self._last_status = now
+            self.bridge.publish_status(self.status())
+        if self._any and now - self._last >= self.period:
+            devices = np.flatnonzero(self._dirty)
+            self._dirty[devices] = False
+            self._any = False
+            self._last = now
+            self.publish(devices)
+
+    def status(self) -> dict:
+        """Points by quality, each link's state and every counted error (what the desktop's connections panel shows)."""
+        rt = self.runtime
+        links = {name: {"state": link.state, "detail": link.detail} for name, link in rt.link_states().items()}
+        errors = {k: v for k, v in rt.counted_errors().items() if v}
+        if self.errors:
+            errors["web_command_errors"] = self.errors
+        return {"qualities": rt.state.quality_counts(), "links": links, "errors": errors,
+                "last_error": rt.stats.last_error or rt.events.last_error or self.last_error}  # fmt: skip
+
+    def close(self) -> None:
+        self.runtime.events.release(self)

@@ -33,6 +33,8 @@ def test_trend_chart_with_ranges_from_the_twins_history(tmp_path):
         # P-103's speed over the last four minutes (oldest first), then the rest of the plant.
         for ago, rpm in ((290, 900.0), (230, 1200.0), (170, 1500.0), (110, 1650.0), (50, 2100.0)):
             rig.live.submit(Sample("P-103", "speed", rpm, now - ago, now - ago))
+            # one at a time: samples of one point applied in the same step keep only the newest
+            assert wait_for(lambda: rig.live.state.point("P-103", "speed").value == rpm, 10)
         assert wait_for(lambda: len(rig.live.state.history("P-103", "speed")[0]) == 5, 10)
         from rig import demo_values
 

@@ -114,7 +114,7 @@ class DemoRig:
 
     def __init__(self, tmp: Path, broker=None, values: bool = True, period: float = 1800):
         from twinview.site import open_site
-        from twinview.twin.auth import add_user, issue_token
+        from twinview.security.auth import add_user, issue_token
         from twinview.web.actuation import token_authenticator
         from twinview.web.serve import start_server
 

@@ -53,10 +53,10 @@ def test_headset_scale_picking_commands_and_exit(tmp_path):
             assert browser.eval("() => twinview.xr.lastPick") == "P-101"
             assert browser.eval("() => twinview.selectedDevice") == "P-101"
 
-            # Speed commands start at the current value (0 rpm for the faulted P-101): no "Set speed (0)".
+            # Speed commands start at the reported value (0 rpm for the faulted P-101, not a default)
+            # and step by a tenth of the range; each asks to confirm.
             buttons = browser.eval("() => twinview.panel().buttons")
-            assert not any(b.startswith("Set speed (0)") for b in buttons), buttons
-            assert any(b.startswith("Set speed + → 300") for b in buttons), buttons
+            assert "Set speed (0)" in buttons and any(b.startswith("Set speed + → 300") for b in buttons), buttons
             n = browser.eval("() => twinview.results.length")
             target = browser.eval("(l) => twinview.panelButtonPosition(l)", "Set speed +")
             aim_and_select(browser, target)

@@ -43,20 +43,20 @@ export function argPoint(info, a) {
   return info.points.find((p) => p.id === (a.from_point || a.name)) || null;
 }
 
-/** The buttons a command offers in the headset: one per enum state or bool value; a
- *  number argument starts at the current value of the point of the same name and offers
- *  steps of a tenth of its range down and up (clamped), each asking to confirm. */
-export function commandVariants(cmd, info = null, entry = null) {
+/** The buttons a command offers in the headset (no number entry there). Arguments start as
+ *  on the page and the desktop (initialArg: default, else the reported value of from_point,
+ *  else the command is disabled: never a silent 0). One button per enum state or bool value;
+ *  a single number argument gets its start value and steps of a tenth of its range down and
+ *  up (clamped), each asking to confirm. points: the device's entry points; info: its
+ *  site.json entry (for units). */
+export function commandVariants(cmd, points = null, info = null) {
   const args = {};
-  const points = (entry && entry.points) || {};
   let numeric = null;
   for (const a of cmd.args) {
     const point = argPoint(info, a);
-    const start = initialArg({ ...a, from_point: a.from_point || (point && point.id) }, points);
-    if (a.kind === 'number' && typeof start === 'number') { args[a.name] = start; numeric = { a, point, current: start }; } else if (start !== null) args[a.name] = start;
-    else if (a.kind === 'bool') args[a.name] = true;
-    else args[a.name] = null;
-    if (a.kind === 'number' && !numeric) numeric = { a, point, current: null };
+    const start = initialArg({ ...a, from_point: a.from_point || (point && point.id) }, points || {});
+    args[a.name] = start === null && a.kind === 'bool' ? true : start;
+    if (a.kind === 'number') numeric = { a, point, current: typeof start === 'number' ? start : null };
   }
   const label = cmd.label || cmd.name;
   if (cmd.args.length === 1 && (cmd.args[0].kind === 'enum' || cmd.args[0].kind === 'bool')) {
@@ -66,25 +66,22 @@ export function commandVariants(cmd, info = null, entry = null) {
       cmd, confirm: cmd.confirm, label: `${label}: ${typeof v === 'boolean' ? (v ? 'on' : 'off') : v}`, args: { [a.name]: v },
     }));
   }
-  if (numeric && cmd.args.length === 1) {
+  if (Object.values(args).some((v) => v === null)) return [{ cmd, label: `${label} (no reported value)`, args, disabled: true }];
+  const shown = cmd.args.map((a) => `${args[a.name]}`).join(', ');
+  const out = [{ cmd, confirm: cmd.confirm || cmd.args.length > 0, label: shown ? `${label} (${shown})` : label, args }];
+  if (numeric && numeric.current !== null && cmd.args.length === 1) {
     const { a, point } = numeric;
     const unit = point && point.unit ? ` ${point.unit}` : '';
-    if (numeric.current === null) return [{ cmd, label: `${label}: no current value`, args: null, disabled: true }];
     const lo = a.min ?? -Infinity;
     const hi = a.max ?? Infinity;
     const span = Number.isFinite(hi - lo) ? hi - lo : Math.max(Math.abs(numeric.current), 1);
-    const step = span / 10;
-    const out = [];
     for (const k of [-1, 1]) {
-      const v = Math.round(Math.min(hi, Math.max(lo, numeric.current + k * step)) * 100) / 100;
+      const v = Math.round(Math.min(hi, Math.max(lo, numeric.current + k * span / 10)) * 100) / 100;
       if (v === Math.round(numeric.current * 100) / 100) continue;
       out.push({ cmd, confirm: true, label: `${label} ${k < 0 ? '−' : '+'} → ${formatNumber(v)}${unit}`, args: { [a.name]: v } });
     }
-    return out;
   }
-  if (Object.values(args).some((v) => v === null)) return [{ cmd, label: `${label} (no reported value)`, args, disabled: true }];
-  const shown = cmd.args.map((a) => `${args[a.name]}`).join(', ');
-  return [{ cmd, confirm: cmd.confirm || cmd.args.length > 0, label: shown ? `${label} (${shown})` : label, args }];
+  return out;
 }
 
 export const ROLE_RANK = { viewer: 0, operator: 1, admin: 2 };

@@ -113,7 +113,7 @@ export class Panel3D {
     } else {
       let x = 28;
       for (const cmd of info.commands) {
-        for (const variant of commandVariants(cmd, info, v.entry)) {
+        for (const variant of commandVariants(cmd, points, info)) {
           if (variant.disabled || this.blocked) continue;
           ctx.font = '28px "DejaVu Sans", sans-serif';
           const w = Math.min(CW - 56, Math.max(160, ctx.measureText(variant.label).width + 40));

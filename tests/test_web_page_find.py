@@ -163,7 +163,15 @@ def test_keyboard_reaches_search_a_device_and_its_commands(rig, tmp_path):
         open_page(browser, rig)
         browser.eval("(t) => twinview.login(t)", rig.tokens["olga"])
         browser.wait("() => twinview.role === 'operator' && twinview.live")
-        # '/' goes to search; Tab alone also gets there.
+        # Tab from the top reaches the search box; the device list is one Tab stop (arrows move in it).
+        browser.tab_until("(f) => f.id === 'search'", limit=20)
+        browser.key("Tab")
+        assert browser.focused()["device"] == "P-101"
+        browser.key("ArrowDown")
+        assert browser.focused()["device"] == "P-102"
+        browser.key("Tab")
+        assert browser.focused()["device"] is None  # out of the list in one press
+        # '/' goes to search.
         browser.key("/")
         assert browser.focused()["id"] == "search"
         browser.call("type", text="P-101")

@@ -1,6 +1,6 @@
 // The device list: every device grouped by area and type, a search over id, name,
 // type and area, and a filter by status kind (the top bar's counts open it).
-// Each device is a button: Tab reaches it, Enter selects it; arrow keys move.
+// Each device is a button: the list is one Tab stop, arrow keys move in it, Enter selects.
 import { KIND_WORDS, reason } from './status.js';
 
 function el(tag, cls, text) {
@@ -50,7 +50,8 @@ export class DeviceList {
 
   setCurrent(id) {
     this.current = id;
-    for (const [k, b] of this.items) b.setAttribute('aria-current', String(k === id));
+    const stop = this.items.get(id) || this.items.values().next().value;
+    for (const [k, b] of this.items) { b.setAttribute('aria-current', String(k === id)); b.tabIndex = b === stop ? 0 : -1; }
     const b = this.items.get(id);
     if (b) b.scrollIntoView({ block: 'nearest' });
   }
@@ -91,7 +92,6 @@ export class DeviceList {
           const b = el('button', 'dev');
           b.type = 'button';
           b.dataset.device = d.id;
-          b.setAttribute('role', 'listitem');
           b.append(el('span', 'dot'), el('span', 'tag', d.id), el('span', 'name', d.name), el('span', 'why'));
           b.setAttribute('aria-current', String(d.id === this.current));
           b.addEventListener('click', () => this.onSelect(d.id));
@@ -102,6 +102,9 @@ export class DeviceList {
       }
       frag.append(group);
     }
+    // one Tab stop for the whole list (the current device, else the first); arrow keys move inside
+    const stop = this.items.get(this.current) || this.items.values().next().value;
+    for (const b of this.items.values()) b.tabIndex = b === stop ? 0 : -1;
     if (!shown.length) frag.append(el('p', 'area', this.kind ? `No devices: ${KIND_WORDS[this.kind].toLowerCase()}` : 'No device matches'));
     this.tree.replaceChildren(frag);
     this.filterBox.hidden = !this.kind;
@@ -126,7 +129,7 @@ export class DeviceList {
     const i = buttons.indexOf(document.activeElement);
     if (i < 0) return;
     const next = buttons[i + (e.key === 'ArrowDown' ? 1 : -1)];
-    if (next) next.focus(); else if (e.key === 'ArrowUp') this.search.focus();
+    if (next) { buttons[i].tabIndex = -1; next.tabIndex = 0; next.focus(); } else if (e.key === 'ArrowUp') this.search.focus();
     e.preventDefault();
   }
 }

@@ -6,6 +6,18 @@ import { formatNumber } from './format.js';
 export const RANGES = [[60, '1 min'], [300, '5 min'], [600, '10 min']];
 const MAX_SAMPLES = 5000;
 
+/** Three to five round values between lo and hi (1, 2 or 5 times a power of ten apart). */
+export function niceTicks(lo, hi) {
+  const span = hi - lo;
+  if (!(span > 0)) return [lo];
+  const raw = span / 3;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * p).find((x) => span / x <= 4.5) || 10 * p;
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.round(v / step) * step);
+  return out;
+}
+
 export class Trend {
   constructor(root, requestHistory) {
     this.root = root;
@@ -143,7 +155,7 @@ export class Trend {
       ctx.fillStyle = '#56616d';
     }
     // value axis
-    const ticks = states ? states.map((s, i) => [i, s]) : [0, 0.5, 1].map((k) => { const v = lo + (hi - lo) * (0.1 + 0.8 * k) ; return [v, formatNumber(v)]; });
+    const ticks = states ? states.map((s, i) => [i, s]) : niceTicks(lo, hi).map((v) => [v, formatNumber(v)]);
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
     for (const [v, text] of ticks) {
@@ -160,7 +172,7 @@ export class Trend {
       const t = from + k * step;
       const x = X(t);
       ctx.beginPath(); ctx.moveTo(x, T); ctx.lineTo(x, h - B); ctx.stroke();
-      const every = (w - L - R) / steps < 46 ? 2 : 1;
+      const every = (w - L - R) / steps < 60 ? 2 : 1;
       if ((steps - k) % every) continue;
       const ago = Math.round(this.range - k * step);
       const text = ago === 0 ? 'now' : ago >= 60 ? `-${Math.round(ago / 60)} min` : `-${ago} s`;

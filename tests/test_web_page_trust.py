@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent / "web"))
 from browser import Browser, missing  # noqa: E402
 from rig import DemoRig, open_page  # noqa: E402
 
+from twinview.connectors.base import LinkState  # noqa: E402
+
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(missing() is not None, reason=str(missing()))]
 
 QUALITIES = "() => [...document.querySelectorAll('#panel-points .q:not(.q-alarm)')].map(e => e.textContent)"
@@ -34,6 +36,14 @@ def test_losing_the_server_turns_everything_stale_within_two_seconds_and_names_t
             assert browser.eval("() => twinview.counts.stale") == 0
             live_colour = browser.eval("() => twinview.deviceColor('P-103').color")
             assert browser.eval("() => document.getElementById('banner').hidden")
+
+            # A data source of the server going down is named in the bar (and announced).
+            rig.live.submit(LinkState("mqtt", "down", "broker lost", time.time()))
+            pill = browser.wait("() => !document.getElementById('links').hidden && document.getElementById('links').textContent", timeout=15)
+            assert re.fullmatch(r"mqtt down since \d\d:\d\d:\d\d", pill), pill
+            assert any(a.startswith("Data source mqtt is down (broker lost)") for a in browser.eval("() => twinview.announcements"))
+            rig.live.submit(LinkState("mqtt", "up", "", time.time()))
+            browser.wait("() => document.getElementById('links').hidden", timeout=15)
 
             rig.stop_server()
             stopped = time.monotonic()

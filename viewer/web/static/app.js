@@ -8,7 +8,7 @@
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
-import { Banner } from './banner.js';
+import { Banner, clock, duration } from './banner.js';
 import { CameraMover } from './camera.js';
 import { CommandLog } from './commandlog.js';
 import { Connection, bridgeUrl } from './connection.js';
@@ -332,6 +332,27 @@ function showErrors(status) {
     (status.last_error ? `\nlast: ${status.last_error}` : '');
 }
 
+/** A data source (connector) of the server that is down: a red pill naming it; announced once. */
+const linksDown = new Map(); // name -> since (ms)
+function showLinks(links) {
+  const now = Date.now();
+  for (const [name, link] of Object.entries(links)) {
+    const down = link.state === 'down';
+    if (down && !linksDown.has(name)) {
+      linksDown.set(name, now);
+      announce(`Data source ${name} is down${link.detail ? ` (${link.detail})` : ''}: its values turn stale.`, true);
+    } else if (!down && linksDown.has(name)) {
+      announce(`Data source ${name} is up again after ${duration(now - linksDown.get(name))}.`);
+      linksDown.delete(name);
+    }
+  }
+  for (const name of [...linksDown.keys()]) if (!(name in links)) linksDown.delete(name);
+  const box = $('links');
+  box.hidden = linksDown.size === 0;
+  box.textContent = [...linksDown].map(([name, since]) => `${name} down since ${clock(since)}`).join(' · ');
+  box.title = Object.entries(links).filter(([, l]) => l.state === 'down').map(([n, l]) => `${n}: ${l.detail || 'down'}`).join('\n');
+}
+
 function onMessage(msg) {
   switch (msg.type) {
     case 'hello':
@@ -369,6 +390,7 @@ function onMessage(msg) {
     case 'status':
       hook.status = msg;
       showErrors(msg);
+      showLinks(msg.links || {});
       break;
     case 'command_queued':
       break;

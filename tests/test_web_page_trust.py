@@ -75,3 +75,24 @@ def test_losing_the_server_turns_everything_stale_within_two_seconds_and_names_t
             browser.screenshot(tmp_path / "back.png")
     finally:
         rig.close()
+
+
+def test_a_server_that_stops_answering_is_noticed_without_a_close(tmp_path):
+    """A hung server (its event loop blocked: no close frame, no TCP reset) is caught by the heartbeat."""
+    rig = DemoRig(tmp_path)
+    try:
+        with Browser(width=1024, height=700) as browser:
+            open_page(browser, rig)
+            browser.eval("() => twinview.select('P-103')")
+            browser.wait(f"() => ({QUALITIES})().length === 4 && ({QUALITIES})().every(q => q === 'good')")
+            loop = rig.server.bridge._loop
+            loop.call_soon_threadsafe(time.sleep, 8.0)  # the server hangs for 8 s
+            hung = time.monotonic()
+            browser.wait(f"() => !twinview.live && ({QUALITIES})().every(q => q === 'stale')", timeout=10)
+            took = time.monotonic() - hung
+            assert took < 5.0, f"a hung server was noticed after {took:.1f} s"
+            assert "the server stopped answering" in browser.text("#status")
+            assert "values are frozen since then" in browser.text("#banner")
+            browser.wait("() => twinview.live && document.getElementById('banner').className === 'back'", timeout=30)
+    finally:
+        rig.close()

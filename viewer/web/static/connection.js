@@ -9,7 +9,7 @@ export function bridgeUrl(loc = window.location) {
   return (loc.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + loc.host + '/ws';
 }
 
-const SILENT_MS = 3500;
+const ANSWER_MS = 2500; // a heartbeat ping unanswered this long: the link is lost
 
 export class Connection {
   constructor(url, handlers) {
@@ -23,22 +23,27 @@ export class Connection {
     this.received = 0;
     this.refs = 0;
     this.lastMessage = 0;
-    // Heartbeat: a quiet link is pinged every second; one silent for SILENT_MS is
-    // treated as lost (a server that hangs or a network that drops sends no close).
+    this.pingAt = null;
+    // Heartbeat: a link quiet for a second is pinged; a ping unanswered for ANSWER_MS
+    // means the link is lost.
     setInterval(() => this.heartbeat(), 1000);
   }
 
   heartbeat() {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    const quiet = Date.now() - this.lastMessage;
-    if (quiet > SILENT_MS) {
+    const now = Date.now();
+    const waiting = this.pingAt !== null && this.lastMessage < this.pingAt;
+    if (waiting && now - this.pingAt > ANSWER_MS) {
+      // a ping went unanswered: a server that hangs or a network that drops sends no close
       this.ws = null;
       this.connected = false;
       try { ws.close(4000, 'no answer'); } catch (err) { /* already closing */ }
       this.handlers.status(false, 'the server stopped answering');
       setTimeout(() => { if (!this.closedByUs && this.ws === null) this.open(); }, 250);
-    } else if (quiet > 900) {
+    } else if (!waiting && now - this.lastMessage > 900) {
+      // only a sent ping counts: timers in a background tab run late, and lateness is not silence
+      this.pingAt = now;
       this.send({ type: 'ping', ref: 'hb' });
     }
   }
@@ -58,6 +63,7 @@ export class Connection {
       this.connected = true;
       this.retry = 500;
       this.lastMessage = Date.now();
+      this.pingAt = null;
       if (this.token) ws.send(JSON.stringify({ type: 'auth', token: this.token }));
       this.handlers.status(true, '');
     });

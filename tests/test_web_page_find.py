@@ -157,6 +157,11 @@ def test_search_finds_a_device_and_flies_to_it(rig, tmp_path):
         assert abs(moved["x"] - at["x"]) < 25 and abs(moved["y"] - at["y"]) < 25, (at, moved)
         browser.screenshot(tmp_path / "search.png")
 
+        # The address names the selection: a link opens the page on that device.
+        assert browser.eval("() => window.location.hash") == "#P-103"
+        browser.goto(rig.url + "#P-302")
+        browser.wait("() => twinview.selectedDevice === 'P-302' && document.getElementById('panel-title').textContent.startsWith('P-302')")
+
 
 def test_keyboard_reaches_search_a_device_and_its_commands(rig, tmp_path):
     with Browser(width=1280, height=720) as browser:

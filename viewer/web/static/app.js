@@ -469,6 +469,9 @@ function select(id, { fly = false } = {}) {
   if (visual) { visual.selected = true; visual.refreshEmissive(0); updateLabel(visual, kindsOf(visual.entry, hook.live)); }
   outline(visual);
   if (deviceList) deviceList.setCurrent(hook.selectedDevice);
+  // the address names the selection: a link to the page opens this device
+  const hash = hook.selectedDevice ? `#${encodeURIComponent(hook.selectedDevice)}` : '';
+  if (window.location.hash !== hash) history.replaceState(null, '', `${window.location.pathname}${window.location.search}${hash}`);
   if (renderer.xr.isPresenting) {
     xr.selected(visual);
   } else {
@@ -808,6 +811,12 @@ async function main() {
   connection.token = sessionStorage.getItem('twinview-token');
   connection.open();
   hook.connection = connection;
+  const fromAddress = () => {
+    const id = decodeURIComponent(window.location.hash.slice(1));
+    if (id && visuals.has(id) && id !== hook.selectedDevice) select(id, { fly: true });
+  };
+  window.addEventListener('hashchange', fromAddress);
+  fromAddress();
   hook.ready = true;
   await xr.setupButtons((text) => toast(text));
 }

@@ -192,13 +192,17 @@ def test_keyboard_reaches_search_a_device_and_its_commands(rig, tmp_path):
         assert "rpm" in browser.eval("() => document.activeElement.getAttribute('aria-label')")
         close_name = browser.eval("() => document.getElementById('panel-close').getAttribute('aria-label')")
         assert close_name == "Close inspector"
-        # F focuses the camera on the selection, Esc closes the inspector and returns to the list, Home fits.
-        browser.eval("() => document.activeElement.blur()")
-        before = browser.eval("() => twinview.cameraState()")
+        # Home shows the whole site, F flies back to the selection, Esc closes the inspector
+        # and returns the focus to the device in the list.
         browser.call("fill", selector="#search", text="")
         browser.eval("() => document.activeElement.blur()")
+        browser.wait("() => !twinview.cameraState().moving", timeout=30)
+        near = browser.eval("() => twinview.cameraState()")
+        browser.key("Home")
+        browser.wait("(y) => !twinview.cameraState().moving && twinview.cameraState().position[1] > y * 1.5", near["position"][1], timeout=30)
         browser.key("f")
-        browser.wait("(b) => JSON.stringify(twinview.cameraState().target) !== JSON.stringify(b.target) || !twinview.cameraState().moving", before)
+        browser.wait("(t) => !twinview.cameraState().moving && twinview.cameraState().target.every((v, i) => Math.abs(v - t[i]) < 1e-3)",
+                     near["target"], timeout=30)
         browser.key("Escape")
         browser.wait("() => twinview.selectedDevice === null && document.getElementById('panel').hidden")
         assert browser.focused()["device"] == "P-101"

@@ -31,6 +31,7 @@ class ConnectorStats:
     received: int = 0
     bad: int = 0
     unknown_topic: int = 0
+    lost: int = 0  # messages that never arrived, from gaps in the devices' sequence numbers
     last_error: str = ""
     bad_examples: deque = field(default_factory=lambda: deque(maxlen=5))
     _rate_window: deque = field(default_factory=lambda: deque(maxlen=64))
@@ -64,6 +65,7 @@ class ConnectorStats:
                 "received": self.received,
                 "bad": self.bad,
                 "unknown_topic": self.unknown_topic,
+                "lost": self.lost,
                 "last_error": self.last_error,
                 "bad_examples": list(self.bad_examples),
             }

@@ -31,6 +31,7 @@ APT_PACKAGES=(
     libx11-6 libx11-xcb1 libxext6 libxrandr2 libxcursor1 libxi6 libxinerama1
     libxkbcommon0 libxkbcommon-x11-0 libxxf86vm1 libgl1 libegl1
     fonts-dejavu-core fonts-liberation
+    postgresql
 )
 
 export DEBIAN_FRONTEND=noninteractive

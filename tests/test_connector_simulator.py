@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from broker import wait_until
+from broker import require_mosquitto, wait_until
 from twinview.connectors.base import Availability, Sample
 from twinview.connectors.mqtt.telemetry import MqttConnector
 from twinview.connectors.simulator.plant import Simulator, run_as_mqtt_publisher, synthetic_site
@@ -242,3 +243,48 @@ def test_simulator_as_an_external_mqtt_fleet(broker, plant, make_loop):
         conn.stop()
     assert result["published"] > 0 and result["commands"] == 1 and result["duplicates"] == 1
     assert not thread.is_alive()
+
+
+@pytest.mark.broker
+def test_after_a_broker_restart_births_bring_every_point_back_at_once(tmp_path, plant, make_loop):
+    """Slow points (a minute apart) are current again within seconds of a restart, not after their period:
+    devices report everything when they (re)connect, and a twin that (re)connects asks them to (rebirth)."""
+    from dataclasses import replace
+
+    from twinview.connectors.mqtt.localbroker import LocalBroker
+    from twinview.connectors.simulator.fleet import run_publisher
+
+    require_mosquitto()
+    slow = replace(plant, devices=tuple(replace(d, points=tuple(replace(p, period=60.0) for p in d.points))
+                                        for d in plant.devices[:6]))  # fmt: skip
+    broker = LocalBroker(workdir=tmp_path / "b", persistence=False).start()  # a restart loses retained values too
+    loop = make_loop(slow)
+    conn = MqttConnector(broker.url, TopicMap(slow), reconnect_min=0.2, reconnect_max=0.5, keepalive=2)
+    conn.start(loop.inbox.put)
+    stop = threading.Event()
+    stats: dict = {}
+    fleet = threading.Thread(target=lambda: stats.update(run_publisher(slow, broker.url, 1.0, stop, seed=1)))
+    fleet.start()
+    twin = loop.state
+    everything = [(d.id, p.id) for d in slow.devices for p in d.points]
+    try:
+        assert conn.wait_subscribed(10)
+        assert loop.run_until(lambda: all(twin.point(d, p).quality is Quality.GOOD for d, p in everything), timeout=15)
+        broker.kill()
+        assert loop.run_until(lambda: twin.point(*everything[0]).quality is Quality.STALE, timeout=10)
+        broker.start()
+        t0 = time.monotonic()
+        assert loop.run_until(lambda: all(twin.point(d, p).quality is Quality.GOOD for d, p in everything), timeout=15)
+        assert time.monotonic() - t0 < 10  # far sooner than the 60 s period: reported at once, not waited for
+        assert conn.rebirths >= 2  # the twin asked at its first connect and after the restart
+        late = MqttConnector(broker.url, TopicMap(slow), reconnect_min=0.2)  # a second twin joins
+        late.start(lambda event: None)
+        assert late.wait_subscribed(10) and late.rebirths == 1
+        time.sleep(1.0)  # the fleet answers the request on its next step
+        late.stop()
+    finally:
+        stop.set()
+        fleet.join(10)
+        conn.stop()
+        broker.close()
+    assert stats.get("rebirths", 0) >= 1

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -109,6 +110,17 @@ def make_client(
     return client
 
 
+REBIRTH_TOPIC = "_twin/rebirth"  # under the site's prefix: devices answer by reporting every point at once
+
+
+def rebirth_topic(prefix: str) -> str:
+    """Where a twin asks every device of a site to report all its points now (after a (re)connect)."""
+    return f"{prefix}/{REBIRTH_TOPIC}" if prefix else REBIRTH_TOPIC
+
+
+DEGRADED_HOLD_S = 30.0  # a link stays "degraded" this long after the last lost message
+
+
 class MqttConnector(Connector):
     """Subscribes to a site's telemetry topics on one broker (commands go out through MqttCommandTransport)."""
 
@@ -133,8 +145,12 @@ class MqttConnector(Connector):
         session_expiry: int | None = None,
         tap: Tap | None = None,
         subscribe: bool = True,
+        rebirth: bool = True,
     ):
         super().__init__()
+        self._degraded_until = 0.0
+        self.rebirth = rebirth  # ask for every point at once after each (re)connect
+        self.rebirths = 0
         self.address = addr = parse_url(url)
         opt = addr.options
         self.topic_map = topic_map
@@ -176,6 +192,7 @@ class MqttConnector(Connector):
             return
         self._sink = sink
         self._router = Router(self.topic_map, self.stats, sink, self.tap)
+        self._router.on_loss = self._on_loss
         addr = self.address
         client = make_client(
             addr, self.client_id, v5=self.protocol5, username=self.username, password=self.password,
@@ -277,11 +294,31 @@ class MqttConnector(Connector):
                 self.subscribe_failures.extend(failed)
                 self.stats.last_error = f"subscribe refused: {', '.join(sorted(set(failed)))}"[:200]
             self._pending_subs.discard(mid)
-            if not self._pending_subs:
+            if not self._pending_subs and not self._subscribed.is_set():
+                self._ask_rebirth(client)
                 self._subscribed.set()
         except Exception as exc:  # noqa: BLE001
             self.callback_errors += 1
             self.stats.last_error = f"on_subscribe: {exc}"[:200]
+
+    def _on_loss(self, missing: int, topic: str) -> None:
+        """Sequence numbers skipped: messages were lost between device and twin (a broker's queue overflowed)."""
+        self._degraded_until = time.monotonic() + DEGRADED_HOLD_S
+        self._set_link("degraded", f"{self.stats.lost} messages lost in transit since connecting "
+                                   f"(sequence gaps, last on {topic}): values may be missing")
+
+    def _check_degraded(self) -> None:
+        if self._link == "degraded" and time.monotonic() >= self._degraded_until:
+            self._set_link("up", f"{self.address.host}:{self.address.port}")
+
+    def _ask_rebirth(self, client: mqtt.Client) -> None:
+        """Subscribed (again): ask devices for every point now instead of waiting for each one's next period."""
+        if not self.rebirth:
+            return
+        prefix = getattr(getattr(self.topic_map, "site", None), "topic_prefix", "")
+        body = json.dumps({"by": self.client_id, "ts": time.time()})
+        client.publish(rebirth_topic(prefix), body, qos=0)
+        self.rebirths += 1
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._connected.clear()
@@ -299,6 +336,8 @@ class MqttConnector(Connector):
             except UnicodeDecodeError:
                 topic = bytes(message._topic).decode("utf-8", "replace")
             self._router.handle(topic, message.payload, time.time())  # type: ignore[union-attr]
+            if self._degraded_until:
+                self._check_degraded()
         except Exception as exc:  # noqa: BLE001 - never let anything reach paho's thread
             self.callback_errors += 1
             try:

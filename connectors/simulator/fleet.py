@@ -30,7 +30,7 @@ from paho.mqtt.properties import Properties
 from twinview.site.manifest import Site
 from twinview.connectors.wire.decode import encode, encode_many
 from twinview.connectors.base import Availability, Sample
-from twinview.connectors.mqtt.telemetry import make_client, parse_url
+from twinview.connectors.mqtt.telemetry import make_client, parse_url, rebirth_topic
 from twinview.connectors.simulator.plant import Simulator
 
 
@@ -94,6 +94,8 @@ def run_publisher(
             c.publish(topic, b"online", qos=1, retain=True)
         if filt:
             c.subscribe(filt, qos=1)
+        c.subscribe(rebirth_topic(site.topic_prefix), qos=0)
+        sim.report_all()  # a birth: every point at once after each (re)connect, as Sparkplug devices do
         connected.set()
 
     def on_disconnect(c, userdata, flags, reason_code, properties):
@@ -103,6 +105,10 @@ def run_publisher(
 
     def on_message(c, userdata, msg):
         try:
+            if msg.topic == rebirth_topic(site.topic_prefix):
+                sim.report_all()  # a twin (re)connected: every point at the next step, not at its next period
+                stats["rebirths"] = stats.get("rebirths", 0) + 1
+                return
             m = pattern.match(msg.topic) if pattern else None
             if m is None:
                 return
@@ -151,13 +157,14 @@ def run_publisher(
                         if sharing[spec.topic] > 1:  # one JSON object for every point on that topic
                             shared.setdefault(spec.topic, []).append((spec, ev.value, ev.source_ts))
                             continue
-                        client.publish(spec.topic, encode(spec, ev.value, ev.source_ts), qos=spec.qos)
+                        # retained, with its time: a twin that joins late gets the value and can judge its age
+                        client.publish(spec.topic, encode(spec, ev.value, ev.source_ts), qos=spec.qos, retain=True)
                         stats["published"] += 1
                     elif type(ev) is Availability and ev.device in availability:
                         client.publish(availability[ev.device], b"online" if ev.online else b"offline", qos=1, retain=True)
                 for topic, items in shared.items():
                     payload = encode_many([(spec, value) for spec, value, _ in items], items[0][2])
-                    client.publish(topic, payload, qos=max(spec.qos for spec, _, _ in items))
+                    client.publish(topic, payload, qos=max(spec.qos for spec, _, _ in items), retain=True)
                     stats["published"] += 1
             stop_event.wait(max(0.0, tick - (time.monotonic() - t0)))
     finally:

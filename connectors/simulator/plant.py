@@ -844,6 +844,12 @@ class Simulator(Connector):
             for col, k in self._dev_columns.get(self._ids[g], ()):
                 col.next_due[k] = now  # report fresh values right away
 
+    def report_all(self) -> None:
+        """Report every point at the next step (a rebirth: a twin asked for the whole state at once)."""
+        with self._lock:
+            for col in self.columns:
+                col.next_due[:] = np.minimum(col.next_due, self._last or 0.0)
+
     # --- commands ------------------------------------------------------------------
 
     def handle_command(self, device_id: str, command: str, args: dict | None = None) -> tuple[bool, str]:

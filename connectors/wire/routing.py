@@ -7,12 +7,14 @@ point, delivered as a bad Sample so the point shows it.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Callable
 
 from twinview.connectors.base import ConnectorStats, Sample, Sink
 
 Tap = Callable[[str, bytes, float], None]
+RESTART_GAP = 1000  # a sequence number this far below the last one: the device restarted and counts anew
 
 
 class Router:
@@ -24,6 +26,8 @@ class Router:
         self.sink = sink
         self.tap = tap  # sees every raw message before decoding (e.g. a Recorder)
         self.internal_errors = 0
+        self.on_loss: Callable[[int, str], None] | None = None  # called with (missing, topic) on a sequence gap
+        self._seq: dict[str, int] = {}
 
     def handle(self, topic: str, payload: bytes, recv_ts: float | None = None) -> int:
         """Process one message; returns how many events were delivered."""
@@ -38,6 +42,8 @@ class Router:
                     self.stats.unknown_topic += 1
                 return 0
             self.stats.count()
+            if b'"seq"' in (payload if isinstance(payload, bytes) else payload.encode("utf-8", "replace")):
+                self._sequence(topic, payload)
             sink = self.sink
             for ev in events:
                 if type(ev) is Sample and ev.error is not None:
@@ -47,6 +53,24 @@ class Router:
             return len(events)
         except Exception as exc:  # noqa: BLE001 - the boundary: nothing may escape into an I/O thread
             return self._fail(topic, payload, recv_ts, exc)
+
+    def _sequence(self, topic: str, payload: bytes | str) -> None:
+        """Devices that number their messages per topic ("seq") let the twin count what never arrived."""
+        try:
+            seq = json.loads(payload).get("seq")
+        except (ValueError, AttributeError, RecursionError):
+            return
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return
+        last = self._seq.get(topic)
+        self._seq[topic] = seq if last is None or seq > last or seq < last - RESTART_GAP else last
+        if last is not None and last < seq:
+            missing = seq - last - 1
+            if missing > 0:
+                with self.stats._lock:
+                    self.stats.lost += missing
+                if self.on_loss is not None:
+                    self.on_loss(missing, topic)
 
     def _fail(self, topic: str, payload: bytes, recv_ts: float, exc: BaseException) -> int:
         reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"[:200]

@@ -79,4 +79,8 @@ def run_bench(args) -> int:
             from .faults import bench_faults
 
             bench_faults(workdir / "faults")
+        if not only or "history" in only:
+            from .history import bench_history_from_env
+
+            bench_history_from_env(workdir)
     return 0

@@ -452,6 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit)
 
+    from twinview.history.cli import add_history_parser  # twinview history: recorded samples (self-contained)
+
+    add_history_parser(sub)
+
     p = sub.add_parser("users", help="manage the local users file (roles, passwords, API tokens)")
     p.add_argument("action", choices=("list", "add", "passwd", "role", "remove", "token"))
     p.add_argument("name", nargs="?")

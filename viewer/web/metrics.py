@@ -11,7 +11,7 @@ from typing import Any
 from twinview.twin.runtime import Runtime
 from twinview.twin.vocabulary import Quality
 
-LINK_STATES = ("connecting", "up", "down")
+LINK_STATES = ("connecting", "up", "degraded", "down")
 
 
 def _name(text: str) -> str:

@@ -75,7 +75,12 @@ def test_headset_scale_picking_commands_and_exit(tmp_path):
                     assert browser.eval("() => twinview.xr.scale") == scale
                     w = browser.eval("(id) => twinview.worldPosition(id)", "P-101")
                     assert abs(w["x"]) < 0.5 and -4 < w["z"] < -2, w
-            assert browser.eval("() => twinview.xr.scale") < 0.2
+            model = browser.eval("() => twinview.xr.scale")
+            assert model < 0.2
+            # The thumbstick scales the model up (pushed forward) about the point in front of the user.
+            browser.xr("set_gamepad_state", device="controller-right", axes=[{"index": 1, "value": -1}])
+            browser.wait("(s) => twinview.xr.scale > s * 1.5", model, timeout=30)
+            browser.xr("set_gamepad_state", device="controller-right", axes=[{"index": 1, "value": 0}])
 
             browser.eval("() => twinview.exitXR()")
             browser.wait("() => !twinview.xr.presenting && twinview.xr.restored", timeout=20)

@@ -4,7 +4,8 @@
 //
 // VR starts with the site as a model about 2.4 m across at table height in front of
 // the user; squeeze (grip) toggles life size (1:1, the selected device or the site
-// centre in front). AR: a table-top model about a metre across.
+// centre in front); the thumbstick scales (up/down) and turns (left/right) it about
+// the point in front of the user. AR: a table-top model about a metre across.
 import * as THREE from 'three';
 import { CONFIRM_SECONDS } from './sidepanel.js';
 import { ROLE_RANK } from './format.js';
@@ -127,6 +128,7 @@ export class XRSupport {
   place(mode, scaleMode = 'model') {
     const { lo, center, radius } = this.siteBounds();
     const root = this.siteRoot;
+    root.quaternion.identity();
     if (mode === 'immersive-ar') {
       const s = 0.45 / radius;
       root.scale.setScalar(s);
@@ -182,6 +184,7 @@ export class XRSupport {
     this.hook.xr.mode = null;
     this.disarm();
     this.siteRoot.position.set(0, 0, 0);
+    this.siteRoot.quaternion.identity();
     this.siteRoot.scale.setScalar(1);
     this.siteRoot.updateMatrixWorld(true);
     this.scene.background = this.background;
@@ -207,9 +210,44 @@ export class XRSupport {
   }
 
   afterRender() {
-    if (this.renderer.xr.isPresenting && this.placePanel) {
+    if (!this.renderer.xr.isPresenting) { this.lastStick = null; return; }
+    if (this.placePanel) {
       this.placePanel = false;
       this.panel3d.placeBefore(this.renderer.xr.getCamera());
     }
+    this.thumbsticks();
+  }
+
+  /** Thumbstick (either hand): up/down scales the site about the point in front of the user, left/right turns it. */
+  thumbsticks() {
+    const session = this.renderer.xr.getSession();
+    const now = performance.now();
+    const dt = this.lastStick === null || this.lastStick === undefined ? 0 : Math.min((now - this.lastStick) / 1000, 0.1);
+    this.lastStick = now;
+    if (!session || !dt) return;
+    let zoom = 0;
+    let turn = 0;
+    for (const source of session.inputSources) {
+      const axes = source.gamepad ? source.gamepad.axes : null;
+      if (!axes || axes.length < 4) continue;
+      if (Math.abs(axes[3]) > 0.2) zoom += -axes[3];
+      if (Math.abs(axes[2]) > 0.2) turn += -axes[2];
+    }
+    if (!zoom && !turn) return;
+    const root = this.siteRoot;
+    const head = new THREE.Vector3().setFromMatrixPosition(this.renderer.xr.getCamera().matrixWorld);
+    const pivot = new THREE.Vector3(head.x, root.position.y, head.z - 1.0); // about a metre ahead, at the site's floor
+    const factor = Math.exp(zoom * dt * 1.2); // about x3 per second held
+    const scale = Math.min(1, Math.max(0.002, root.scale.x * factor));
+    const k = scale / root.scale.x;
+    const q = new THREE.Quaternion().setFromAxisAngle(new THREE.Vector3(0, 1, 0), turn * dt * 1.5);
+    root.position.sub(pivot).multiplyScalar(k).applyQuaternion(q).add(pivot);
+    root.scale.setScalar(scale);
+    root.quaternion.premultiply(q);
+    root.updateMatrixWorld(true);
+    this.hook.xr.scale = scale;
+    this.scaleMode = scale >= 0.999 ? 'life' : 'model';
+    this.hook.xr.scaleMode = this.scaleMode;
+    this.fitLabels();
   }
 }

@@ -55,11 +55,16 @@ def _open(site_dir: Path, quiet: bool = False):
     return loaded
 
 
-def _live(loaded, args):
-    """The site's runtime: the embedded simulator unless another source is named."""
+def _live(loaded, args, record: bool = False):
+    """The site's runtime: the embedded simulator unless another source is named; recorded when asked."""
     from twinview.cli.sources import runtime_from_args
 
-    return runtime_from_args(loaded, args)
+    runtime = runtime_from_args(loaded, args)
+    if record:
+        from twinview.cli.memory import record_runtime
+
+        runtime.recorder = record_runtime(runtime, args)
+    return runtime
 
 
 def cmd_check(args) -> int:
@@ -83,7 +88,10 @@ def cmd_render(args) -> int:
 
     loaded = _open(Path(args.site), quiet=args.quiet)
     view = SiteView(loaded)
-    live = _live(loaded, args) if _wants_live(args) else None
+    past = _past(loaded, args) if args.at else None
+    if past is not None and not isinstance(past, tuple):
+        return past  # an exit code: the time or the store was not usable
+    live = _live(loaded, args) if _wants_live(args) and past is None else None
     if args.select:
         index = view.index_of(args.select)
         if index is None:
@@ -93,14 +101,55 @@ def cmd_render(args) -> int:
         if args.focus:
             view.focus(index)
     off = OffscreenView(view, args.size, quality=args.quality)
+    if past is not None:
+        twin, store = past
+        SceneBinding(twin.runtime, view)
+        twin.seek(twin.at)
     if live is not None:
         SceneBinding(live, view)
         live.run_for(args.wait)
     out = off.save(args.out)
     if live is not None:
         live.stop()
-    print(f"wrote {out} ({args.size[0]}x{args.size[1]})")
+    if past is not None:
+        store.close()
+    when = f" as it was at {_stamp(past[0].at)}" if past is not None else ""
+    print(f"wrote {out} ({args.size[0]}x{args.size[1]}){when}")
     return EXIT_OK
+
+
+def _stamp(t: float) -> str:
+    import time as _time
+
+    return _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(t))
+
+
+def _past(loaded, args):
+    """(PastTwin at args.at, its store), or an exit code with one line saying why not."""
+    from twinview.cli.memory import open_site_store, parse_time
+    from twinview.twin.memory import PastTwin
+
+    try:
+        at = parse_time(args.at)
+    except ValueError as exc:
+        print(f"error: --at: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        store = open_site_store(loaded.site, args.store, readonly=True)
+    except (OSError, ValueError) as exc:
+        print(f"error: no history for {loaded.site.name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    twin = PastTwin(loaded.site, store)
+    span = twin.span()
+    if span is None:
+        store.close()
+        print(f"error: the history of {loaded.site.name} is empty (record it: twinview record, or open it live)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if at < span[0]:
+        print(f"note: {_stamp(at)} is before the first record ({_stamp(span[0])}): showing no data", file=sys.stderr)
+    twin.at = at
+    return twin, store
 
 
 def _wants_live(args) -> bool:
@@ -121,7 +170,7 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
         from twinview.scene.offscreen import OffscreenView
 
         view = SiteView(loaded)
-        live = _live(loaded, args)
+        live = _live(loaded, args, record=True)
         binding = SceneBinding(live, view)
         live.run_for(min(getattr(args, "wait", 0) or 3.0, 30.0))
         OffscreenView(view, (1280, 720), quality="high").save(out)
@@ -132,26 +181,35 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
         try:
             return _serve(loaded, live, args)
         finally:
-            live.stop()
+            _stop(live)
     view = SiteView(loaded)
-    live = _live(loaded, args)
+    live = _live(loaded, args, record=True)
     SceneBinding(live, view)
     try:
         run_desktop(view, live)
     finally:
-        live.stop()
+        _stop(live)
     return EXIT_OK
+
+
+def _stop(live) -> None:
+    """Stop a runtime and close the store it was recorded into (what was written stays)."""
+    live.stop()
+    recorder = getattr(live, "recorder", None)
+    if recorder is not None:
+        recorder.close()
+        recorder.store.close()
 
 
 def _open_without_desktop(args, site_dir: Path) -> int:
     """A core install (no GPU stack): the same live site, in the browser."""
     print("The desktop viewer is not installed (pip install 'twinview[desktop]'): serving the live web view instead.")
     loaded = _open(site_dir)
-    live = _live(loaded, args)
+    live = _live(loaded, args, record=True)
     try:
         return _serve(loaded, live, args)
     finally:
-        live.stop()
+        _stop(live)
 
 
 def _serve(loaded, live, args) -> int:
@@ -178,11 +236,11 @@ def _serve(loaded, live, args) -> int:
 
 def cmd_serve(args) -> int:
     loaded = _open(Path(args.site))
-    live = _live(loaded, args)
+    live = _live(loaded, args, record=True)
     try:
         return _serve(loaded, live, args)
     finally:
-        live.stop()
+        _stop(live)
 
 
 def cmd_export_xr(args) -> int:
@@ -231,9 +289,11 @@ def cmd_record(args) -> int:
 
     from twinview.connectors.mqtt.telemetry import MqttConnector
     from twinview.connectors.replay.recording import Recorder
-    from twinview.site import load_manifest
     from twinview.connectors.wire.topics import TopicMap
+    from twinview.site import load_manifest
 
+    if not args.out:
+        return _record_into_store(args)
     site, _ = load_manifest(args.site)
     with Recorder(args.out) as recorder:
         connector = MqttConnector(args.mqtt, TopicMap(site), tap=recorder.record)
@@ -245,6 +305,35 @@ def cmd_record(args) -> int:
             pass
         connector.stop()
         print(f"recorded {recorder.count} messages")
+    return EXIT_OK
+
+
+def _record_into_store(args) -> int:
+    """twinview record SITE --mqtt URL [--store PATH]: the runtime, recorded into the history store."""
+    import time
+
+    from twinview.cli.memory import record_runtime
+
+    loaded = _open(Path(args.site), quiet=True)
+    runtime = _live(loaded, args)
+    recorder = record_runtime(runtime, args)
+    if recorder is None:
+        runtime.stop()
+        return EXIT_USAGE
+    print(f"recording {loaded.site.name} from {args.mqtt} into {recorder.store} "
+          f"{'for ' + format(args.seconds, 'g') + ' s' if args.seconds else 'until stopped'} (Ctrl-C stops)", flush=True)
+    end = time.monotonic() + args.seconds if args.seconds else float("inf")
+    try:
+        runtime.start()
+        while time.monotonic() < end:
+            runtime.step()
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.stop()
+        recorder.store.close()
+    print(f"recorded {recorder.recorded:,} samples" + (f"; {recorder.errors} write errors: {recorder.last_error}" if recorder.errors else ""))
     return EXIT_OK
 
 
@@ -355,6 +444,8 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--key", help="client key file for mqtts://")
     p.add_argument("--mqtt-v311", action="store_true", help="use MQTT 3.1.1 instead of MQTT 5")
     p.add_argument("--audit", metavar="JSONL", help="command audit log (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--store", metavar="PATH", help="history store: a folder or postgresql://... (default: per site)")
+    p.add_argument("--no-record", action="store_true", help="do not record into the history store")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -397,6 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--focus", action="store_true", help="with --select: frame the selected device")
     p.add_argument("--quality", choices=("fast", "high"), default="high")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="receive live data this long before rendering")
+    p.add_argument("--at", metavar="TIME", help="the scene as it was then, from the history store (ISO time, epoch, or -10m)")
     p.add_argument("--quiet", action="store_true")
     _add_source_options(p)
     p.set_defaults(func=cmd_render)
@@ -419,11 +511,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (default: run until Ctrl-C)")
     p.set_defaults(func=cmd_sim)
 
-    p = sub.add_parser("record", help="record a site's MQTT telemetry to a JSONL file for --replay")
+    p = sub.add_parser("record", help="record a site's MQTT telemetry into its history store (or a JSONL file)")
     p.add_argument("site")
     p.add_argument("--mqtt", required=True, metavar="URL")
-    p.add_argument("--out", required=True, metavar="JSONL")
-    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--out", metavar="JSONL", help="a portable recording for --replay instead of the history store")
+    p.add_argument("--store", metavar="PATH", help="history store: a folder or postgresql://... (default: per site)")
+    p.add_argument("--seconds", type=float, default=0.0, help="stop after this long (default: until Ctrl-C)")
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("command", help="send a command to a device and follow it until confirmed")

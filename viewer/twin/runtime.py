@@ -109,6 +109,8 @@ class Runtime:
         self.commands: Any = None  # CommandService, once commands are enabled
         self.command_transport: Any = None
         self.principal: Any = None  # who acts from a local view (None: look only until signed in)
+        self.mode = "live"  # "live", "past" (time travel) or "simulation" (what-if): every view says which
+        self.recorder: Any = None  # what records this runtime into the history store, if anything
         self.wake: Callable[[], None] | None = None  # asked for a step when data arrives (e.g. request_draw)
         self._woken = False
         self._thread: int | None = None

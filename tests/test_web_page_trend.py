@@ -68,9 +68,48 @@ def test_trend_chart_with_ranges_from_the_twins_history(tmp_path):
             # Every value shows its age, without hovering.
             ages = browser.eval("() => [...document.querySelectorAll('#panel-points .age')].map(e => e.textContent)")
             assert ages and all(re.fullmatch(r"\d+ (s|min) ago", a) for a in ages), ages
+            # Without a history store the server says that it keeps only ten minutes.
+            browser.call("click", selector="#panel-trend button[data-range='3600']")
+            t = browser.wait("() => { const t = twinview.trend(); return t.range === 3600 && t.drawn.source && t; }", timeout=20)
+            assert t["drawn"]["source"] == "memory" and t["drawn"]["short"], t
+            browser.call("click", selector="#panel-trend button[data-range='300']")
+
             # A live value extends the chart.
             n = browser.eval("() => twinview.trend().samples")
             rig.live.submit(Sample("P-103", "speed", 2500.0, time.time()))
             browser.wait("(n) => twinview.trend().samples > n", n)
     finally:
         rig.close()
+
+
+def test_long_ranges_come_from_the_history_store(tmp_path):
+    from twinview.history import open_store
+    from twinview.twin.memory import StoreRecorder
+
+    rig = DemoRig(tmp_path, values=False, period=60)
+    store = open_store(tmp_path / "store", rig.loaded.site.name)
+    try:
+        rig.live.recorder = StoreRecorder(rig.live, store)  # as `twinview serve` records by default
+        now = time.time()
+        for ago, rpm in ((20000, 300.0), (5000, 600.0), (3000, 900.0), (1200, 1200.0), (100, 1500.0)):
+            rig.live.submit(Sample("P-103", "speed", rpm, now - ago, now - ago))
+            assert wait_for(lambda: rig.live.state.point("P-103", "speed").value == rpm, 10)
+        with Browser(width=1280, height=720) as browser:
+            browser.goto(rig.url)
+            browser.wait("() => twinview.live", timeout=40)
+            browser.eval("() => twinview.select('P-103')")
+            browser.wait("() => { const t = twinview.trend(); return t && t.loaded; }", timeout=20)
+            browser.call("click", selector="#panel-trend button[data-range='86400']")
+            t = browser.wait("() => { const t = twinview.trend(); return t.range === 86400 && t.drawn.source === 'store' && t; }", timeout=20)
+            # the good samples back to 5000 s ago (the store's quality changes, and the first value, which the
+            # twin took as stale, are not drawn as values)
+            assert t["samples"] >= 4 and t["drawn"]["lo"] < 600 and t["drawn"]["hi"] > 1500, t
+            browser.call("click", selector="#panel-trend button[data-range='3600']")
+            t = browser.wait("() => { const t = twinview.trend(); return t.range === 3600 && t.drawn.source === 'store' && t; }", timeout=20)
+            assert t["samples"] == 3, t  # 3000, 1200 and 100 s ago (the one before the hour only starts the line)
+            label = browser.eval("() => document.querySelector('#panel-trend canvas').getAttribute('aria-label')")
+            assert "last 1 h" in label, label
+            browser.screenshot(tmp_path / "trend-store.png")
+    finally:
+        rig.close()
+        store.close()

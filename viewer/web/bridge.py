@@ -63,7 +63,7 @@ RECENT_COMMANDS = 50
 HISTORY_MAX_SAMPLES = 2000  # a history answer carries at most this many (the newest)
 
 Authenticator = Callable[[str], Any]  # token -> principal with .role (and .name), or None
-HistoryProvider = Callable[[str, str], tuple]  # (device, point) -> (times, values), oldest first
+HistoryProvider = Callable[..., tuple]  # (device, point, since) -> (times, values[, source, window]), oldest first
 
 
 @dataclass(frozen=True)
@@ -509,15 +509,18 @@ class WebBridge:
         if msg.device not in self._index:
             self._refuse(client, "unknown_device", f"no device {msg.device[:60]!r} in this site", msg.ref)
             return
-        asyncio.ensure_future(self._answer_history(client, msg.device, msg.point, msg.ref))
+        asyncio.ensure_future(self._answer_history(client, msg.device, msg.point, msg.ref, msg.since))
 
-    async def _answer_history(self, client: _Client, device: str, point: str, ref: Any) -> None:
+    async def _answer_history(self, client: _Client, device: str, point: str, ref: Any, since: float | None) -> None:
         times: list = []
         values: list = []
+        source, window = "none", 0.0
         provider = self.history_provider
         if provider is not None:
-            try:  # the provider may wait for the update loop: never on the event loop itself
-                t, v = await asyncio.get_running_loop().run_in_executor(None, provider, device, point)
+            try:  # the provider may wait for the update loop or read a store: never on the event loop itself
+                got = await asyncio.get_running_loop().run_in_executor(None, provider, device, point, since)
+                t, v = got[0], got[1]
+                source, window = (got[2], got[3]) if len(got) > 3 else ("memory", 0.0)
             except KeyError:
                 self._refuse(client, "bad_field", f"no point {point[:60]!r} on {device[:60]!r}", ref)
                 return
@@ -527,7 +530,7 @@ class WebBridge:
             times = [_round_time(x) for x in list(t)[-HISTORY_MAX_SAMPLES:]]
             values = [_finite_or_none(x) for x in list(v)[-HISTORY_MAX_SAMPLES:]]
         reply = {"type": "history", "ref": ref, "device": device, "point": point, "now": time.time(),
-                 "t": times, "v": values}  # fmt: skip
+                 "since": since, "source": source, "window": _finite_or_none(window), "t": times, "v": values}  # fmt: skip
         client.outbox.append(dumps(reply))
         client.poke.set()
 

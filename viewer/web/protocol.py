@@ -18,6 +18,7 @@ MAX_NAME_CHARS = 200
 MAX_ARGS = 32
 MAX_ARG_TEXT = 1000
 MAX_REF_CHARS = 64
+MAX_HISTORY_S = 400 * 86400  # a history request reaches back at most this far
 CLIENT_TYPES = ("auth", "command", "ping", "history", "command_log")
 
 
@@ -80,6 +81,7 @@ class ClientMessage:
     confirmed: bool = False
     ref: str | int | None = None
     point: str = ""
+    since: float | None = None  # history: how far back, in seconds
 
 
 def _refuse_constant(name: str) -> Any:
@@ -137,8 +139,14 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
     if kind == "command_log":
         return ClientMessage("command_log", device=_text(msg, "device", MAX_NAME_CHARS), ref=ref)
     if kind == "history":
+        since = msg.get("since")
+        if since is not None and not (
+            isinstance(since, (int, float)) and not isinstance(since, bool) and math.isfinite(since) and 0 < since <= MAX_HISTORY_S
+        ):
+            raise BadMessage("bad_field", f"'since' must be seconds between 0 and {MAX_HISTORY_S}")
         return ClientMessage(
-            "history", device=_text(msg, "device", MAX_NAME_CHARS), point=_text(msg, "point", MAX_NAME_CHARS), ref=ref
+            "history", device=_text(msg, "device", MAX_NAME_CHARS), point=_text(msg, "point", MAX_NAME_CHARS), ref=ref,
+            since=float(since) if since is not None else None,
         )
     args = msg.get("args", {})
     if args is None:

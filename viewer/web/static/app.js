@@ -455,8 +455,10 @@ function requestCommandLog(device) {
   return connection ? connection.send({ type: 'command_log', device, ref: `l-${device}` }) : false;
 }
 
-function requestHistory(device, point) {
-  return connection ? connection.send({ type: 'history', device, point, ref: `h-${device}-${point}` }) : false;
+function requestHistory(device, point, since = null) {
+  const msg = { type: 'history', device, point, ref: `h-${device}-${point}` };
+  if (since) msg.since = since;
+  return connection ? connection.send(msg) : false;
 }
 
 // --- selection, focus and picking --------------------------------------------------------

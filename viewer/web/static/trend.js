@@ -1,9 +1,12 @@
-// The inspector's trend chart: one point's recent history (asked of the server's
-// in-memory history when the chart opens, then extended by live values) over a
-// chosen range, with its value axis, alarm band and time axis.
+// The inspector's trend chart: one point's history over a chosen range, with its
+// value axis, alarm band and time axis. Up to 10 minutes come from the server's
+// in-memory history at full resolution (asked when the chart opens, then extended
+// by live values); 1 h and 24 h are asked of the server separately, which reads
+// its history store (binned to about 1000 points) or says it keeps less.
 import { formatNumber } from './format.js';
 
-export const RANGES = [[60, '1 min'], [300, '5 min'], [600, '10 min']];
+export const RANGES = [[60, '1 min'], [300, '5 min'], [600, '10 min'], [3600, '1 h'], [86400, '24 h']];
+const SHORT = 600; // ranges up to this are drawn from the in-memory history and live values
 const MAX_SAMPLES = 5000;
 
 /** Three to five round values between lo and hi (1, 2 or 5 times a power of ten apart). */
@@ -21,7 +24,8 @@ export function niceTicks(lo, hi) {
 export class Trend {
   constructor(root, requestHistory) {
     this.root = root;
-    this.requestHistory = requestHistory; // (device, point) -> bool (sent)
+    this.requestHistory = requestHistory; // (device, point, since) -> bool (sent)
+    this.long = null; // { since, t, v, source, window } for ranges beyond SHORT
     this.range = 300;
     this.device = null;
     this.point = null; // site.json point spec
@@ -52,6 +56,10 @@ export class Trend {
 
   setRange(seconds) {
     this.range = seconds;
+    if (seconds > SHORT && this.point && (!this.long || this.long.since < seconds)) {
+      this.long = { since: seconds, t: [], v: [], source: null, window: null, loading: true };
+      this.requestHistory(this.device, this.point.id, seconds);
+    }
     for (const b of this.buttons) b.setAttribute('aria-pressed', String(Number(b.dataset.range) === seconds));
     this.draw();
   }
@@ -66,8 +74,10 @@ export class Trend {
     this.t = [];
     this.v = [];
     this.loaded = false;
+    this.long = null;
     this.what.textContent = `${point.label || point.id}${point.unit ? ` (${point.unit})` : ''}`;
     this.requestHistory(device, point.id);
+    if (this.range > SHORT) { const r = this.range; this.range = 0; this.setRange(r); }
     this.draw();
   }
 
@@ -76,7 +86,13 @@ export class Trend {
     if (msg.device !== this.device || !this.point || msg.point !== this.point.id) return;
     const t = [];
     const v = [];
-    for (let i = 0; i < msg.t.length; i++) if (msg.t[i] !== null) { t.push(msg.t[i]); v.push(msg.v[i]); }
+    // (a store also keeps quality changes without a value: null here, not drawn)
+    for (let i = 0; i < msg.t.length; i++) if (msg.t[i] !== null && msg.v[i] !== null) { t.push(msg.t[i]); v.push(msg.v[i]); }
+    if (msg.since && msg.since > SHORT) {
+      this.long = { since: msg.since, t, v, source: msg.source, window: msg.window, loading: false };
+      this.draw();
+      return;
+    }
     // keep live samples newer than the history
     const last = t.length ? t[t.length - 1] : -Infinity;
     for (let i = 0; i < this.t.length; i++) if (this.t[i] > last) { t.push(this.t[i]); v.push(this.v[i]); }
@@ -101,11 +117,9 @@ export class Trend {
     this.draw();
   }
 
-  samplesInRange(now = Date.now() / 1000) {
-    const from = now - this.range;
-    let n = 0;
-    for (const t of this.t) if (t >= from) n += 1;
-    return n;
+  /** Values drawn in the current range (after the last draw). */
+  samplesInRange() {
+    return this.drawn ? this.drawn.samples : 0;
   }
 
   draw() {
@@ -124,13 +138,22 @@ export class Trend {
     const now = Date.now() / 1000;
     const from = now - this.range;
     const L = 46; const R = 8; const T = 8; const B = 20;
+    // the data for this range: in-memory and live, or (long ranges) the server's answer plus newer live values
+    let TS = this.t;
+    let VS = this.v;
+    if (this.range > SHORT && this.long) {
+      const last = this.long.t.length ? this.long.t[this.long.t.length - 1] : -Infinity;
+      TS = this.long.t.slice();
+      VS = this.long.v.slice();
+      for (let i = 0; i < this.t.length; i++) if (this.t[i] > last) { TS.push(this.t[i]); VS.push(this.v[i]); }
+    }
     const idx = [];
-    for (let i = 0; i < this.t.length; i++) if (this.t[i] >= from) idx.push(i);
+    for (let i = 0; i < TS.length; i++) if (TS[i] >= from) idx.push(i);
     // include the sample just before the window, so a steady value still draws a line
-    const before = this.t.findIndex((t) => t >= from) - 1;
+    const before = TS.findIndex((t) => t >= from) - 1;
     const start = before >= 0 ? before : (idx.length ? idx[0] : -1);
-    const vals = idx.map((i) => this.v[i]);
-    if (start >= 0 && !idx.includes(start)) vals.push(this.v[start]);
+    const vals = idx.map((i) => VS[i]);
+    if (start >= 0 && !idx.includes(start)) vals.push(VS[start]);
     let lo; let hi;
     const states = p.kind === 'enum' ? p.states : p.kind === 'bool' ? ['off', 'on'] : null;
     if (states) { lo = -0.2; hi = states.length - 0.8; } else if (vals.length) {
@@ -166,7 +189,7 @@ export class Trend {
     // time axis
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
-    const step = this.range <= 60 ? 15 : this.range <= 300 ? 60 : 120;
+    const step = this.range <= 60 ? 15 : this.range <= 300 ? 60 : this.range <= 600 ? 120 : this.range <= 3600 ? 900 : 6 * 3600;
     const steps = Math.round(this.range / step);
     for (let k = 0; k <= steps; k++) {
       const t = from + k * step;
@@ -175,7 +198,7 @@ export class Trend {
       const every = (w - L - R) / steps < 60 ? 2 : 1;
       if ((steps - k) % every) continue;
       const ago = Math.round(this.range - k * step);
-      const text = ago === 0 ? 'now' : ago >= 60 ? `-${Math.round(ago / 60)} min` : `-${ago} s`;
+      const text = ago === 0 ? 'now' : ago >= 3600 ? `-${Math.round(ago / 3600)} h` : ago >= 60 ? `-${Math.round(ago / 60)} min` : `-${ago} s`;
       ctx.fillText(text, Math.min(Math.max(x, L + 14), w - R - 14), h - B + 4);
     }
     // the line (steps for states)
@@ -186,8 +209,8 @@ export class Trend {
     const order = start >= 0 && !idx.includes(start) ? [start, ...idx] : idx;
     let prevY = null;
     for (const i of order) {
-      const x = Math.max(L, X(this.t[i]));
-      const y = Y(this.v[i]);
+      const x = Math.max(L, X(TS[i]));
+      const y = Y(VS[i]);
       if (first) { ctx.moveTo(x, y); first = false; } else if (states && prevY !== null) { ctx.lineTo(x, prevY); ctx.lineTo(x, y); } else ctx.lineTo(x, y);
       prevY = y;
     }
@@ -197,10 +220,19 @@ export class Trend {
       ctx.fillStyle = '#56616d';
       ctx.textAlign = 'center';
       ctx.textBaseline = 'middle';
-      ctx.fillText(this.loaded ? 'no values in this range' : 'loading history…', (L + w - R) / 2, (T + h - B) / 2);
+      const loading = this.range > SHORT ? !this.long || this.long.loading : !this.loaded;
+      ctx.fillText(loading ? 'loading history…' : 'no values in this range', (L + w - R) / 2, (T + h - B) / 2);
+    }
+    const short = this.range > SHORT && this.long && !this.long.loading && this.long.source !== 'store';
+    if (short) {
+      const kept = this.long.window ? Math.round(this.long.window / 60) : 10;
+      ctx.fillStyle = '#8b1a1a';
+      ctx.textAlign = 'left';
+      ctx.textBaseline = 'top';
+      ctx.fillText(`this server keeps the last ${kept} min only (no history store)`, L + 4, T + 2);
     }
     this.canvas.setAttribute('aria-label', `${this.what.textContent}, last ${RANGES.find((r) => r[0] === this.range)[1]}: ${idx.length} values`
       + (vals.length && !states ? `, from ${formatNumber(Math.min(...vals))} to ${formatNumber(Math.max(...vals))}` : ''));
-    this.drawn = { samples: idx.length, range: this.range, lo, hi };
+    this.drawn = { samples: idx.length, range: this.range, lo, hi, source: this.range > SHORT ? (this.long && this.long.source) : 'memory', short: !!short };
   }
 }

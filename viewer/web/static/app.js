@@ -16,7 +16,7 @@ import { DeviceList } from './devicelist.js';
 import { commandStateText } from './format.js';
 import { LabelSprite, layoutLabels } from './labels.js';
 import { buildLegend } from './legend.js';
-import { DeviceVisual, FLAGS } from './looks.js';
+import { DeviceVisual } from './looks.js';
 import { Panel3D } from './panel3d.js';
 import { SidePanel } from './sidepanel.js';
 import { KINDS, KIND_WORD, StatusSummary, kindsOf, mainKind, reason } from './status.js';

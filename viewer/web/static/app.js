@@ -21,6 +21,9 @@ import { Panel3D } from './panel3d.js';
 import { SidePanel } from './sidepanel.js';
 import { KINDS, KIND_WORD, StatusSummary, kindsOf, mainKind, reason } from './status.js';
 import { Trend } from './trend.js';
+import { setupKeys } from './keys.js';
+import { pickDevice } from './picking.js';
+import { installHook } from './testhook.js';
 import { XRSupport } from './xr.js';
 
 const MAX_LABELS = 400; // beyond this only selected, alarmed, offline or bad devices carry a label
@@ -532,37 +535,8 @@ function hover(id, event) {
   tip.style.top = `${y}px`;
 }
 
-/**
- * The device the ray points at. The nearest surface hit, unless the ray passes close to
- * the centre of a device's box before that (a device's centre is often empty space
- * between its parts, and aiming there must not select the device behind it).
- */
 function pickFromRay() {
-  const hits = raycaster.intersectObjects(pickables, false);
-  let best = null;
-  let bestDistance = Infinity;
-  for (const hit of hits) {
-    const v = hit.object.userData.visual;
-    if (v && hit.object.visible) { best = v.id; bestDistance = hit.distance; break; }
-  }
-  const ray = raycaster.ray;
-  const box = new THREE.Box3();
-  const centre = new THREE.Vector3();
-  const size = new THREE.Vector3();
-  const enter = new THREE.Vector3();
-  let aimed = null;
-  let aimedScore = Infinity;
-  for (const v of visuals.values()) {
-    box.copy(v.box).applyMatrix4(siteRoot.matrixWorld);
-    if (!ray.intersectBox(box, enter)) continue;
-    const t = enter.distanceTo(ray.origin);
-    if (t > bestDistance) continue;
-    box.getCenter(centre);
-    const half = box.getSize(size).length() / 2;
-    const off = ray.distanceToPoint(centre) / Math.max(half, 1e-6);
-    if (off < 0.3 && off < aimedScore) { aimed = v.id; aimedScore = off; }
-  }
-  return aimed || best;
+  return pickDevice(raycaster, pickables, visuals, siteRoot);
 }
 
 /** The device under a page position (CSS pixels), or null. */
@@ -591,33 +565,6 @@ function setupPointer() {
     down = null;
   });
   el.addEventListener('dblclick', (e) => { const id = pick(e); if (id) { select(id); focusDevice(id); } });
-}
-
-// --- keyboard ----------------------------------------------------------------------------
-
-function setupKeys() {
-  document.addEventListener('keydown', (e) => {
-    const typing = e.target && (e.target.tagName === 'INPUT' || e.target.tagName === 'SELECT' || e.target.tagName === 'TEXTAREA');
-    if (e.key === 'Escape') {
-      if (!$('login').hidden) { $('login').hidden = true; $('login-open').focus(); return; }
-      if (!$('legend').hidden) { $('legend').hidden = true; $('legend-toggle').setAttribute('aria-expanded', 'false'); $('legend-toggle').focus(); return; }
-      if (narrow() && !$('devices').hidden) { showDevices(false); $('devices-toggle').focus(); return; }
-      if (typing && e.target.id === 'search' && e.target.value) { e.target.value = ''; deviceList.render(); return; }
-      if (hook.selectedDevice) {
-        const id = hook.selectedDevice;
-        select(null);
-        const item = document.querySelector(`#device-tree button[data-device="${CSS.escape(id)}"]`);
-        if (item) item.focus();
-      }
-      return;
-    }
-    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
-    if (e.key === 'f' || e.key === 'F') { if (focusDevice()) e.preventDefault(); } else if (e.key === 'Home') { mover.fit(siteBounds(), info.camera, true); e.preventDefault(); } else if (e.key === '/') {
-      showDevices(true);
-      $('search').focus();
-      e.preventDefault();
-    }
-  });
 }
 
 // --- drawers and controls ------------------------------------------------------------------
@@ -701,78 +648,12 @@ function frame(time) {
 
 // --- test and debugging hook ------------------------------------------------------------------
 
-Object.assign(hook, {
-  deviceColor(id) {
-    const v = visuals.get(id);
-    return v ? { color: v.colorHex(), painted: v.painted, flags: v.entry ? v.entry.flags : null, opacity: v.material.opacity } : null;
-  },
-  deviceEntry(id) {
-    const v = visuals.get(id);
-    return v ? v.entry : null;
-  },
-  /** CSS pixel position (page coordinates) of the centre of a device's top face (desktop view). */
-  screenPosition(id, offset = [0, 0, 0]) {
-    const v = visuals.get(id);
-    if (!v) return null;
-    const p = v.box.getCenter(new THREE.Vector3());
-    p.y = v.box.max.y;
-    p.add(new THREE.Vector3().fromArray(offset));
-    p.applyMatrix4(siteRoot.matrixWorld).project(camera);
-    const rect = renderer.domElement.getBoundingClientRect();
-    return { x: rect.left + ((p.x + 1) / 2) * rect.width, y: rect.top + ((1 - p.y) / 2) * rect.height };
-  },
-  /** CSS pixel position (page coordinates) of the centre of a device's box. */
-  centrePosition(id) {
-    const v = visuals.get(id);
-    if (!v) return null;
-    const p = v.box.getCenter(new THREE.Vector3()).applyMatrix4(siteRoot.matrixWorld).project(camera);
-    const rect = renderer.domElement.getBoundingClientRect();
-    return { x: rect.left + ((p.x + 1) / 2) * rect.width, y: rect.top + ((1 - p.y) / 2) * rect.height };
-  },
-  /** Page rectangle of the 3D view. */
-  viewRect() {
-    const r = renderer.domElement.getBoundingClientRect();
-    return { left: r.left, top: r.top, right: r.right, bottom: r.bottom, width: r.width, height: r.height };
-  },
-  /** World position of a device's centre (where the site is placed now, also in XR). */
-  worldPosition(id) {
-    const v = visuals.get(id);
-    if (!v) return null;
-    const p = v.box.getCenter(new THREE.Vector3()).applyMatrix4(siteRoot.matrixWorld);
-    return { x: p.x, y: p.y, z: p.z };
-  },
-  pickAt: (x, y) => pickAt(x, y),
-  drawCost: () => drawMs,
-  cameraState() {
-    return { position: camera.position.toArray(), target: controls.target.toArray(), moving: mover.moving };
-  },
-  select: (id) => select(id, { fly: true }),
-  focus: (id) => focusDevice(id),
-  fit: () => mover.fit(siteBounds(), info.camera, true),
-  login: (token) => connection.login(token),
-  sendCommand: (device, command, args, confirmed) => sendCommand(device, command, args, confirmed),
-  enterXR: (mode = 'immersive-vr') => xr.enter(mode),
-  exitXR: () => xr.exit(),
-  commandLog: (id) => commandLog.records(id),
-  trend: () => (trend.point ? { device: trend.device, point: trend.point.id, range: trend.range, samples: trend.samplesInRange(), loaded: trend.loaded, drawn: trend.drawn } : null),
-  panel() {
-    return {
-      visible: panel3d.mesh.visible, device: panel3d.device ? panel3d.device.id : null,
-      confirming: panel3d.confirming ? panel3d.confirming.label : null, status: panel3d.status, blocked: panel3d.blocked || '',
-      buttons: panel3d.buttons.map((b) => b.label),
-    };
-  },
-  panelButtonPosition(label) {
-    const p = panel3d.buttonWorldPosition(label);
-    return p ? { x: p.x, y: p.y, z: p.z } : null;
-  },
-  labelText: (id) => (labels.get(id) && labels.get(id).wanted ? [labels.get(id).tag, labels.get(id).text].filter(Boolean).join(' ') : null),
-  labelScreen: (id) => (labels.get(id) && labels.get(id).sprite.visible ? labels.get(id).screen : null),
-  partAngle(id, motion = 0) {
-    const v = visuals.get(id);
-    const part = v && v.parts.get(motion);
-    return part ? part.angle : null;
-  },
+installHook(hook, {
+  get visuals() { return visuals; }, get siteRoot() { return siteRoot; }, get camera() { return camera; },
+  get renderer() { return renderer; }, get controls() { return controls; }, get mover() { return mover; },
+  get drawMs() { return drawMs; }, get info() { return info; }, get connection() { return connection; },
+  get xr() { return xr; }, get trend() { return trend; }, commandLog, panel3d, labels,
+  pickAt, select, focusDevice, siteBounds, sendCommand,
 });
 
 // --- start ------------------------------------------------------------------------------------
@@ -793,7 +674,10 @@ async function main() {
     context: () => ({ connected: hook.live, role: hook.role, user: hook.user, actuation: hook.actuation }),
   });
   setupLogin();
-  setupKeys();
+  setupKeys({
+    $, select, selected: () => hook.selectedDevice, focusDevice: () => focusDevice(), fit: () => mover.fit(siteBounds(), info.camera, true),
+    showDevices, narrow, deviceList: () => deviceList,
+  });
   try {
     await loadSite();
   } catch (err) {

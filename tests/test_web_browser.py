@@ -156,8 +156,11 @@ class CommandSub:
             raise AssertionError(f"mosquitto_sub did not subscribe: {self.lines}")
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
+        try:
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
+        except (ValueError, OSError):  # closed by close() while reading
+            pass
 
     def messages(self) -> list[str]:
         return [line for line in self.lines if line.startswith("grid/")]

@@ -16,7 +16,7 @@ from test_commands_site import Plant, write_site
 from twinview.twin.audit import read_audit
 from twinview.security.auth import Principal
 from twinview.twin.commands import (
-    ACKNOWLEDGED, CONFIRMED, EXPIRED, FAILED, REFUSED, REJECTED, REQUESTED, SENT, TIMED_OUT,
+    ACKNOWLEDGED, CONFIRMED, EXPIRED, FAILED, REFUSED, REJECTED, REQUESTED, SENT, TIMED_OUT, UNVERIFIED,
     CommandService, PublishError, matches, parse_cli_args, parse_response, validate_args,
 )  # fmt: skip
 
@@ -252,6 +252,65 @@ def test_a_value_that_already_matched_needs_the_device_to_answer(rig):
     service.on_ack(cmd.id, "accepted")
     service.poll()
     assert cmd.state == CONFIRMED
+
+
+def test_a_matching_value_reported_again_is_no_evidence_and_ends_unverified(rig):
+    """Issue 13: speed already at the wanted value and reported every period after the send, but
+    the device never answered: not confirmed (a coincidence), and at the timeout 'unverified'."""
+    _, plant, clock, wire, service, audit, _ = rig
+    cmd = service.request(OPERATOR, "P-101", "set_speed", {"speed": 20}, False)  # setpoint reads 20 already
+    service.poll()
+    assert cmd.state == SENT and len(wire.sent) == 1
+    for _ in range(5):  # the periodic reports, each received after the send
+        clock.t += 0.5
+        service.on_values(plant.report(clock.t, setpoint=20.0, level=50.0))
+        service.poll()
+        assert cmd.state == SENT, cmd.reason
+    clock.t += 0.6
+    service.poll()
+    assert cmd.state == UNVERIFIED and cmd.final and cmd.outcome == "unverified"
+    assert "already did before the command" in cmd.reason and "nothing shows it received" in cmd.reason
+    rows = read_audit(audit, command_id=cmd.id)
+    assert [r["state"] for r in rows] == [REQUESTED, SENT, UNVERIFIED] and rows[-1]["outcome"] == "unverified"
+    # the value it always had is no late news either; the device's late answer is
+    service.on_values(plant.report(clock.t + 0.1, setpoint=20.0))
+    assert cmd.notes == []
+    service.on_ack(cmd.id, "accepted")
+    service.poll()
+    assert cmd.state == UNVERIFIED and "accepted the command after it was unverified" in cmd.notes[-1]
+
+
+def test_a_change_after_the_send_confirms_without_an_answer(rig):
+    _, plant, clock, _, service, _, _ = rig
+    cmd = service.request(OPERATOR, "P-101", "set_speed", {"speed": 40}, False)  # setpoint reads 20
+    service.poll()
+    clock.t += 0.5
+    service.on_values(plant.report(clock.t, setpoint=40.0))
+    assert cmd.state == CONFIRMED and cmd.acked is False
+
+
+def test_a_value_unknown_before_needs_the_answer_or_a_change(rig):
+    """The first value ever known, equal to the wanted one, may have been there all along."""
+    site, _, clock, _, _, audit, _ = rig
+    from test_commands_site import Plant
+
+    fresh = Plant(site)  # nothing received yet
+    fresh.report(clock.t, level=50.0)
+    service = CommandService(site, fresh.reader, Wire(), audit, clock=clock, threaded=False)
+    first = service.request(OPERATOR, "P-101", "set_speed", {"speed": 40}, False)
+    service.poll()
+    clock.t += 0.5
+    service.on_values(fresh.report(clock.t, setpoint=40.0))  # reported after the send, but no news
+    assert first.state == SENT
+    clock.t += 3
+    service.poll()
+    assert first.state == UNVERIFIED and "its value before the command was not known" in first.reason
+    second = service.request(OPERATOR, "P-101", "set_speed", {"speed": 40}, False)
+    service.poll()
+    service.on_ack(second.id, "accepted")
+    service.poll()
+    assert second.state == CONFIRMED  # the device's answer for this id is the evidence
+    service.close()
 
 
 def test_fresh_report_after_sending_confirms_without_an_answer(rig):

@@ -81,7 +81,8 @@ def test_a_command_the_simulator_cannot_do_is_rejected(loop):
 
 def test_duplicates_are_answered_once_and_late_commands_dropped(loop):
     transport = loop.transport
-    payload = json.dumps({"id": "d1", "device": "P-101", "command": "reset", "args": {}, "expires_at": loop.t + 5}).encode()
+    payload = json.dumps({"id": "d1", "device": "P-101", "command": "reset", "args": {}, "user": "olga",
+                          "expires_at": loop.t + 5}).encode()  # fmt: skip
     answers = []
     transport.on_ack = lambda *a: answers.append(a)
     for _ in range(2):
@@ -93,6 +94,22 @@ def test_duplicates_are_answered_once_and_late_commands_dropped(loop):
     transport.publish("plant/P-101/cmd/reset", late, expiry_s=1, correlation_id="d2", response_topic="r")
     transport.poll(loop.t)
     assert transport.counters["expired"] == 1 and len(answers) == 2
+
+
+@pytest.mark.parametrize("missing", ["id", "user", "expires_at"])
+def test_a_command_without_id_user_or_expiry_is_rejected_and_does_nothing(loop, missing):
+    """Issue 13: the simulator checks a command like a careful device (docs/commands.md)."""
+    transport = loop.transport
+    body = {"id": "d9", "device": "P-101", "command": "stop", "args": {}, "user": "olga", "expires_at": loop.t + 5}
+    del body[missing]
+    answers = []
+    transport.on_ack = lambda *a: answers.append(a)
+    calls = []
+    real = transport.simulator.handle_command
+    transport.simulator.handle_command = lambda *a: calls.append(a) or real(*a)
+    transport.publish("plant/P-101/cmd/stop", json.dumps(body).encode(), expiry_s=5, correlation_id="d9", response_topic="r")
+    transport.poll(loop.t)
+    assert calls == [] and [a[1] for a in answers] == ["rejected"] and "refused" in answers[0][2]
 
 
 def test_threaded_sender_also_closes_the_loop(tmp_path):

@@ -226,7 +226,12 @@ def test_simulator_as_an_external_mqtt_fleet(broker, plant, make_loop):
         responses.subscribe("plant/+/cmd_response", qos=1)
         responses.loop_start()
         assert subscribed.wait(10)
-        body = {"id": "cmd-7", "device": "P-102", "command": "stop", "args": {}, "expires_at": 4e9}
+        # a hand-made publish (no id, user, expiry) is refused like a careful device would, and does nothing
+        responses.publish("plant/P-102/cmd/stop", b'{"command": "stop"}', qos=1).wait_for_publish(5)
+        assert wait_until(lambda: answers, timeout=5)
+        assert answers[0][1]["status"] == "rejected" and "refused" in answers[0][1]["reason"]
+        answers.clear()
+        body = {"id": "cmd-7", "device": "P-102", "command": "stop", "args": {}, "user": "olga", "expires_at": 4e9}
         responses.publish("plant/P-102/cmd/stop", json.dumps(body).encode(), qos=1).wait_for_publish(5)
         assert wait_until(lambda: answers, timeout=5)
         assert answers[0] == ("plant/P-102/cmd_response", {"id": "cmd-7", "status": "accepted", "reason": "stopping"})
@@ -241,7 +246,7 @@ def test_simulator_as_an_external_mqtt_fleet(broker, plant, make_loop):
         stop.set()
         thread.join(10)
         conn.stop()
-    assert result["published"] > 0 and result["commands"] == 1 and result["duplicates"] == 1
+    assert result["published"] > 0 and result["commands"] == 2 and result["commands_rejected"] == 1 and result["duplicates"] == 1
     assert not thread.is_alive()
 
 

@@ -22,14 +22,15 @@ def app(tmp_path_factory):
     from rendercanvas.offscreen import RenderCanvas
 
     from twinview.app.desktop import DesktopApp
-    from twinview.scene.binding import SceneBinding
-    from twinview.twin.runtime import Runtime
+    from twinview.history import open_store
     from twinview.scene.view import SiteView
+    from twinview.twin.memory import StoreRecorder
+    from twinview.twin.runtime import Runtime
 
     loaded = open_site(grid_site(tmp_path_factory.mktemp("grid")))
     view = SiteView(loaded)
     live = Runtime(loaded.site)
-    SceneBinding(live, view)
+    live.recorder = StoreRecorder(live, open_store(tmp_path_factory.mktemp("store"), loaded.site.name))
     canvas = RenderCanvas(size=(1400, 900), pixel_ratio=1)
     app = DesktopApp(view, canvas, live)
     top_down(view)
@@ -159,3 +160,29 @@ def test_orbiting_after_focus_turns_around_the_focused_device(app):
     after = app.view.project(centre, size)[0]
     assert np.linalg.norm(np.array(app.view.camera.world.position) - start) > 0.5, "the drag orbited the camera"
     assert np.allclose(after, np.array(size) / 2, atol=12), f"the focused device drifted to {after}"
+
+
+def test_the_timeline_shows_the_past_and_says_so(app):
+    """Scrub back: the scene shows the value of that moment, the sky turns amber, commands are disabled."""
+    live = app.runtime
+    i = live.device_index("B-2-0")
+    live.submit(Sample("B-2-0", "temp", 10.0, time.time() - 30, time.time() - 30))
+    app.canvas.draw()
+    then = time.time() - 20
+    live.submit(Sample("B-2-0", "temp", 90.0, time.time(), time.time()))
+    app.canvas.draw()
+    now_rgba = app.view.devices.data[i, 0].copy()
+    app.timeline.go_to(then)
+    app.canvas.draw()
+    assert app.view.mode == "past" and app.live.mode == "past" and app.live.commands is None
+    past_rgba = app.view.devices.data[i, 0].copy()
+    assert past_rgba[0] < now_rgba[0] - 0.2  # 10 degC then is not the red of 90 degC now
+    assert app.live.point_state("B-2-0", "temp").value == 10.0  # the inspector reads the past too
+    shot = np.asarray(app.canvas.draw())
+    x = int(app.canvas.get_logical_size()[0]) // 2
+    r, g, b = shot[60, x, :3].astype(int)  # the banner under the toolbar: amber
+    assert r > b + 80 and g > b + 40, (r, g, b)
+    app.timeline.go_live()
+    app.canvas.draw()
+    assert app.view.mode == "live" and app.live.point_state("B-2-0", "temp").value == 90.0
+    assert np.allclose(app.view.devices.data[i, 0], now_rgba)

@@ -54,7 +54,7 @@ NOW = 1_718_000_000.0
     ],
 )
 def test_accepted_payloads(point, payload, expected):
-    value, _, note = decode(point, payload, NOW)
+    value, _, note = decode(point, payload, NOW + 1)  # received a second after it was measured
     assert value == expected and type(value) is type(expected)
     assert note == ""
 
@@ -161,9 +161,23 @@ def test_untrusted_timestamps_fall_back_to_receive_time(raw, why):
     assert why in note
 
 
-def test_timestamps_a_little_ahead_are_trusted():
+def test_timestamps_a_little_ahead_are_clock_skew_and_clamped_to_the_receive_time():
+    """Issue 13: a time 2 s ahead, kept as it was, made every reading of the next 2 s 'out of order'."""
     ts, note = parse_timestamp(NOW + 2.0, NOW)
-    assert ts == NOW + 2.0 and note == ""
+    assert ts == NOW and "clock skew" in note and "future" in note  # counted by TopicMap (future_ts)
+    assert parse_timestamp(NOW - 0.5, NOW) == (NOW - 0.5, "")
+    assert parse_timestamp(NOW, NOW) == (NOW, "")
+
+
+@pytest.mark.parametrize("text", ["４２", "٤٣", "4２", "１e3", "-٣", "4.２"])
+def test_unicode_digits_are_not_numbers(text):
+    """Issue 13: float() reads fullwidth and Arabic-Indic digits; the documented form is ASCII."""
+    with pytest.raises(DecodeError, match="expected a number"):
+        decode(NUM, text.encode(), NOW)
+    with pytest.raises(DecodeError):
+        decode(NUM, json.dumps({"value": text}).encode(), NOW)
+    assert parse_timestamp(text, NOW)[0] is None
+    assert decode(NUM, b'{"value": 1, "ts": "\xd9\xa1\xd9\xa7\xd9\xa1\xd9\xa8"}', NOW).source_ts is None
 
 
 def test_payload_timestamp_paths():

@@ -266,3 +266,42 @@ def test_headset_selects_a_device_and_commands_it(loaded, tmp_path, broker):
     finally:
         for close in reversed(cleanup):
             close()
+
+
+def test_the_page_travels_back_in_time_and_refuses_commands_there(loaded, tmp_path):
+    """The slider shows the recorded past: the values of then, a banner, commands refused; Live comes back."""
+    from twinview.history import open_store
+    from twinview.twin.memory import StoreRecorder
+
+    live = Runtime(loaded.site)
+    live.recorder = StoreRecorder(live, open_store(tmp_path / "store", loaded.site.name))
+    server = start_server(loaded, live, port=0)
+    browser = None
+    try:
+        browser = Browser()
+        browser.goto(server.url)
+        browser.wait("() => twinview.connected && twinview.snapshots > 0")
+        then = time.time()
+        live.submit(Sample("B-1-1", "temp", 20.0, then - 1.0, then - 1.0))
+        browser.wait("() => (twinview.deviceEntry('B-1-1') || {}).label === '20 degC'")
+        time.sleep(1.0)
+        live.submit(Sample("B-1-1", "temp", 80.0, time.time(), time.time()))
+        browser.wait("() => (twinview.deviceEntry('B-1-1') || {}).label === '80 degC'"
+                     " && twinview.status && twinview.status.history && twinview.status.history.recording")
+        browser.wait("() => !document.getElementById('timeline-box').hidden")
+        browser.eval(f"() => twinview.seek({then + 0.2})")
+        browser.wait("() => twinview.mode === 'past' && (twinview.deviceEntry('B-1-1') || {}).label === '20 degC'")
+        assert browser.eval("() => !document.getElementById('past-banner').hidden"
+                                " && document.getElementById('past-banner').textContent.startsWith('PAST')")
+        assert browser.eval("() => document.body.classList.contains('past')")
+        live.submit(Sample("B-1-1", "temp", 60.0, time.time(), time.time()))  # the present moves on, unseen here
+        time.sleep(1.0)
+        assert browser.eval("() => (twinview.deviceEntry('B-1-1') || {}).label") == "20 degC"
+        browser.eval("() => twinview.goLive()")  # (twinview.live says whether the values are live)
+        browser.wait("() => twinview.mode === 'live' && (twinview.deviceEntry('B-1-1') || {}).label === '60 degC'")
+        assert browser.eval("() => document.getElementById('past-banner').hidden")
+    finally:
+        if browser is not None:
+            browser.close()
+        server.stop()
+        live.recorder.store.close()

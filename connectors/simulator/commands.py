@@ -7,14 +7,41 @@ simulator and answers like a device: accepted or rejected, de-duplicated by id,
 and dropped unanswered when it arrives after expires_at (as the broker would
 drop it). The simulator then reports the new values through its usual samples,
 which is what confirms the command.
+
+Like a careful device, the simulator (here and as an MQTT fleet) acts only on a
+well-formed command: a string "id", a non-empty "user" and a numeric
+"expires_at" still in the future (check_command_message). Anything else, e.g. a
+bare `{}` that someone published on a command topic by hand, is rejected with
+the reason and never acts.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections import OrderedDict, deque
 from typing import Any, Callable, Protocol
+
+
+MAX_ID = 64
+MAX_USER = 100
+
+
+def check_command_message(body: Any, now: float) -> str:
+    """Why a command message must not be acted on ("" when it may): no valid id, user or expiry."""
+    if not isinstance(body, dict):
+        return "not a command: a JSON object is expected"
+    cid, user, expires = body.get("id"), body.get("user"), body.get("expires_at")
+    if not isinstance(cid, str) or not 0 < len(cid) <= MAX_ID or not cid.isascii() or not cid.isprintable():
+        return "refused: no valid command id"
+    if not isinstance(user, str) or not user.strip() or len(user) > MAX_USER:
+        return "refused: no user (commands come through twinview, which names who sent them)"
+    if type(expires) not in (int, float) or not math.isfinite(expires):
+        return "refused: no expires_at"
+    if expires < now:
+        return "expired before it arrived"
+    return ""
 
 
 class CommandTarget(Protocol):
@@ -67,8 +94,12 @@ class SimulatorTransport:
                 self.counters["expired"] += 1  # a late command must not actuate
                 continue
             answer = self._answers.get(cid)
+            why = check_command_message(message, now) if answer is None else ""
             if answer is not None:
                 self.counters["duplicates"] += 1
+            elif why:
+                self.counters["bad"] += 1
+                answer = (False, why)
             else:
                 args = message.get("args") if isinstance(message.get("args"), dict) else {}
                 try:

@@ -14,7 +14,9 @@ a JSON {"id", "device", "command", "args", "expires_at", ...} on
 CorrelationData), else to "{prefix}/{device}/cmd_response". Like a real device,
 the fleet acts once per command id (a redelivery gets the first answer again)
 and keeps a persistent session (clean_start false) so commands queued while it
-was away are delivered when it comes back.
+was away are delivered when it comes back. It acts only on a command with a
+valid "id", "user" and "expires_at" (check_command_message): a hand-made
+publish on a command topic is answered "rejected" and does nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from twinview.site.manifest import Site
 from twinview.connectors.wire.decode import encode, encode_many
 from twinview.connectors.base import Availability, Sample
 from twinview.connectors.mqtt.telemetry import make_client, parse_url, rebirth_topic
+from twinview.connectors.simulator.commands import check_command_message
 from twinview.connectors.simulator.plant import Simulator
 
 
@@ -118,7 +121,8 @@ def run_publisher(
                 answer = answered[command_id]
                 stats["duplicates"] = stats.get("duplicates", 0) + 1
             else:
-                answer = sim.execute(device, msg.payload)
+                why = check_command_message(_body(msg.payload), time.time())
+                answer = {"id": command_id, "status": "rejected", "reason": why} if why else sim.execute(device, msg.payload)
                 stats["commands"] += 1
                 stats["commands_rejected"] += answer["status"] != "accepted"
                 if command_id:
@@ -180,10 +184,14 @@ def run_publisher(
     return stats
 
 
-def _command_id(payload: bytes) -> str:
+def _body(payload: bytes) -> object:
     try:
-        body = json.loads(payload)
+        return json.loads(payload)
     except (ValueError, RecursionError):
-        return ""
+        return None
+
+
+def _command_id(payload: bytes) -> str:
+    body = _body(payload)
     value = body.get("id") if isinstance(body, dict) else None
     return value if isinstance(value, str) else ""

@@ -6,10 +6,13 @@ Accepted payloads (see docs/telemetry.md):
   JSON object     {"value": 42.5, "ts": 1718000000.123}   (default convention)
                   or any object, with the value at point.json_value and the
                   timestamp at point.json_time (dotted paths, list indices allowed)
+Numbers are ASCII only: digits 0-9, sign, point, exponent ("４２" or "٤٣" are not numbers).
 Timestamps: seconds, milliseconds, microseconds or nanoseconds since the epoch
-(told apart by magnitude) or ISO 8601. A timestamp more than FUTURE_TOLERANCE
-seconds ahead of the receive time, before the year 2000, or unreadable is not
-trusted: the receive time is used instead and Decoded.note says why.
+(told apart by magnitude) or ISO 8601. A timestamp ahead of the receive time is
+never kept as it is (it would make every later reading look out of order until
+real time caught up): up to FUTURE_TOLERANCE seconds ahead it is clock skew and
+the receive time is used; further ahead, before the year 2000, or unreadable it
+is not trusted and the receive time is used. Decoded.note says which.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class Decoded(NamedTuple):
     note: str = ""  # e.g. "future timestamp ignored"
 
 
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_NUMBER = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$", re.ASCII)
 _NON_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 _TRUE = {"true", "1", "on", "yes"}
 _FALSE = {"false", "0", "off", "no"}
@@ -84,7 +87,7 @@ def lookup(data: Any, path: str) -> Any:
     for part in path.split("."):
         if isinstance(node, dict):
             node = node[part]
-        elif isinstance(node, list) and part.lstrip("-").isdigit():
+        elif isinstance(node, list) and part.lstrip("-").isascii() and part.lstrip("-").isdigit():
             node = node[int(part)]
         else:
             raise KeyError(part)
@@ -243,6 +246,8 @@ def parse_timestamp(raw: Any, now: float | None = None) -> tuple[float | None, s
         return None, "timestamp ignored: before 2000 (device clock not set?)"
     if now is not None and ts > now + FUTURE_TOLERANCE:
         return None, f"timestamp ignored: {ts - now:.0f} s in the future"
+    if now is not None and ts > now:  # clock skew: never later than when it arrived
+        return now, f"clock skew: timestamp {ts - now:.1f} s in the future, receive time used"
     return ts, ""
 
 
@@ -257,7 +262,7 @@ def _epoch_from_number(value: float) -> float | None:
 
 
 def _epoch_from_iso(text: str) -> float | None:
-    if len(text) > 40:
+    if len(text) > 40 or not text.isascii():
         return None
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))

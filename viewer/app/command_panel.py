@@ -35,6 +35,9 @@ class CommandPanel:
 
     def draw_device(self, index: int) -> None:
         device = self.live.site.devices[index]
+        if getattr(self.live, "mode", "live") != "live" and device.commands:
+            imgui.text_colored(WARN, f"Commands disabled: showing the {self.live.mode}.")
+            return
         if self.live.commands is None or not device.commands:
             return
         if not imgui.collapsing_header("Commands", imgui.TreeNodeFlags_.default_open):

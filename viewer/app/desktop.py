@@ -18,6 +18,7 @@ from twinview.scene.view import SiteView
 from .command_panel import CommandPanel
 from .live_panels import LegendPanel, StatusPanel, draw_history
 from .panels import DIM, DeviceTree, Inspector
+from .timeline import Shown, Timeline
 
 
 class DesktopApp:
@@ -27,7 +28,9 @@ class DesktopApp:
         from wgpu.utils.imgui import ImguiRenderer
 
         self.view = view
-        self.live = live  # twinview.twin.runtime.Runtime or None
+        self.runtime = live  # the live twinview.twin.runtime.Runtime (stepped here every frame), or None
+        self.shown = Shown(live) if live is not None else None
+        self.live = self.shown  # what the panels read: the live runtime, or the past while the timeline says so
         self.canvas = canvas
         self.renderer = make_renderer(canvas, "auto")
         w, h = canvas.get_logical_size()
@@ -39,11 +42,12 @@ class DesktopApp:
 
         site = view.site
         self.tree = DeviceTree(site, self.select_and_focus)
-        reader = live.point_state if live is not None else None
+        shown = self.shown  # every panel reads what the scene shows: live, or the past on the timeline
+        reader = (lambda device, point: shown.point_state(device, point)) if live is not None else None
         self.inspector = Inspector(site, reader, self._inspector_extra if live is not None else None)
-        self.status = StatusPanel(live) if live is not None else None
-        self.command_panel = CommandPanel(live) if live is not None else None
-        self.legend = LegendPanel(live) if live is not None else None
+        self.status = StatusPanel(live) if live is not None else None  # connections are always the live ones
+        self.command_panel = CommandPanel(shown) if live is not None else None
+        self.legend = LegendPanel(shown) if live is not None else None
         self.frame_times: list[float] = []
         self._down_at: tuple[float, float] | None = None
 
@@ -52,6 +56,7 @@ class DesktopApp:
         self.renderer.add_event_handler(self._on_pointer_up, "pointer_up")
         self.renderer.add_event_handler(self._on_key, "key_down")
         self.renderer.add_event_handler(lambda e: self.request_draw(), "wheel", "resize")
+        self.timeline = Timeline(view, live, self.shown, self.request_draw) if live is not None else None
         if live is not None:
             live.wake = self.request_draw
         canvas.request_draw(self._frame)
@@ -128,14 +133,16 @@ class DesktopApp:
 
     def _frame(self) -> None:
         t0 = time.perf_counter()
-        if self.live is not None:
-            self.live.step()
+        playing = False
+        if self.runtime is not None:
+            self.runtime.step()
+            playing = self.timeline.before_frame()
         self.view.advance_clock()
         self.view.before_render(tuple(int(v) for v in self.canvas.get_logical_size()))
         self.renderer.render(self.view.scene, self.view.camera)
         self.gui.render()  # drawn over the flushed scene (load op "load")
         self.frame_times = (self.frame_times + [time.perf_counter() - t0])[-60:]
-        if self.view.animating or (self.live is not None and self.live.needs_steps):
+        if self.view.animating or playing or (self.runtime is not None and self.runtime.needs_steps):
             self.canvas.request_draw()
 
     def _draw_gui(self) -> None:
@@ -145,11 +152,14 @@ class DesktopApp:
         self.tree.draw(self.view.selected, 8, top, h - top - 8)
         self.inspector.draw(self.view.selected, w - 368, top, h - top - 8)
         if self.status is not None:
-            self.status.draw(306, h - 150)
+            self.status.draw(306, h - 240)
         if self.legend is not None:
             self.legend.draw(self.view.selected, w - 626, top)
         if self.command_panel is not None:
             self.command_panel.draw_windows(w - 896, h - 158)
+        if self.timeline is not None:
+            self.timeline.draw(306, h - 70, w - 306 - 376)
+            self.timeline.draw_banner(w)
         if self.view.hovered is not None and not imgui.get_io().want_capture_mouse:
             device = self.view.site.devices[self.view.hovered]
             state = self.live.device_summary(self.view.hovered) if self.live is not None else ""

@@ -28,6 +28,8 @@ class StatusPanel:
         imgui.begin("Connections", None, imgui.WindowFlags_.always_auto_resize)
         links = self.live.link_states()
         for connector in self.live.connectors:
+            if connector.stats is None:  # events handed in by a tool or a test, not a connection
+                continue
             stats = connector.stats.snapshot()
             link = links.get(connector.name)
             state = link.state if link is not None else stats.get("state", "idle")

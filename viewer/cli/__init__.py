@@ -184,9 +184,8 @@ def cmd_open(args, site_dir: Path | None = None) -> int:
             _stop(live)
     view = SiteView(loaded)
     live = _live(loaded, args, record=True)
-    SceneBinding(live, view)
     try:
-        run_desktop(view, live)
+        run_desktop(view, live)  # the desktop binds the scene to the live twin, or to the past on the timeline
     finally:
         _stop(live)
     return EXIT_OK
@@ -347,6 +346,12 @@ def cmd_command(args) -> int:
     )  # fmt: skip
 
 
+def cmd_broker_acl(args) -> int:
+    from twinview.cli.broker_acl import run_broker_acl
+
+    return run_broker_acl(args.site, user=args.user, out=args.out, dynsec=args.dynsec, fleet_user=args.fleet_user)
+
+
 def cmd_audit(args) -> int:
     from twinview.twin.audit import default_audit_path, format_rows, read_audit
 
@@ -363,9 +368,7 @@ def cmd_audit(args) -> int:
     errors: list[str] = []
     rows = read_audit(path, device=args.device, user=args.user, since=args.since, command_id=args.id,
                       state=args.state, limit=args.limit, errors=errors)  # fmt: skip
-    out = format_rows(rows, as_json=args.json)
-    if out:
-        print(out)
+    sys.stdout.write(format_rows(rows, as_json=args.json))
     for error in errors:
         print(f"warning: {error}", file=sys.stderr)
     return EXIT_OK
@@ -389,6 +392,8 @@ def cmd_users(args) -> int:
     def read_password() -> str:
         if args.password_stdin:
             return sys.stdin.readline().rstrip("\n")
+        if os.environ.get("TWINVIEW_PASSWORD") is not None:  # as `twinview command` reads it
+            return os.environ["TWINVIEW_PASSWORD"]
         first = getpass.getpass(f"password for {args.name}: ")
         if first != getpass.getpass("again: "):
             raise SystemExit("error: passwords differ")
@@ -525,13 +530,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("command")
     p.add_argument("args", nargs="*", metavar="ARG=VALUE")
     p.add_argument("--mqtt", required=True, metavar="URL")
-    p.add_argument("--user", help="user name (password from $TWINVIEW_PASSWORD)")
+    p.add_argument("--user", help="user name (password from $TWINVIEW_PASSWORD, else asked for on a terminal)")
     p.add_argument("--token", help="API token (default $TWINVIEW_TOKEN)")
-    p.add_argument("--yes", action="store_true", help="confirm commands that need confirmation")
+    p.add_argument("--yes", "--confirm", dest="yes", action="store_true", help="confirm commands that need confirmation")
     p.add_argument("--users", metavar="TOML", help="users file (default $TWINVIEW_USERS or ~/.config/twinview/users.toml)")
     p.add_argument("--audit", metavar="JSONL", help="audit log (default: per site under ~/.local/state/twinview)")
-    p.epilog = "exit codes: 0 confirmed, 10 refused, 11 rejected, 12 timed out, 13 expired or failed, 14 authentication failed"
+    p.epilog = ("exit codes: 0 confirmed, 10 refused, 11 rejected, 12 timed out, 13 expired or failed, "
+                "14 authentication failed, 15 unverified (already as wanted; nothing shows the device received it)")
     p.set_defaults(func=cmd_command)
+
+    p = sub.add_parser("broker-acl", help="write the mosquitto ACL that lets only twinview publish commands")
+    p.add_argument("site")
+    p.add_argument("--user", default="twinview", help="twinview's broker user for commands (default twinview)")
+    p.add_argument("--out", metavar="FILE", help="write the acl_file here (default: standard output)")
+    p.add_argument("--dynsec", metavar="FILE", help="also write a mosquitto dynamic-security JSON with the same rules")
+    p.add_argument("--fleet-user", metavar="NAME", help="also a user that plays every device (twinview sim, a gateway)")
+    p.set_defaults(func=cmd_broker_acl)
 
     p = sub.add_parser("audit", help="print or filter the command audit log")
     p.add_argument("site", nargs="?", help="site folder (to find its default audit log)")
@@ -554,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("--role", choices=("viewer", "operator", "admin"), default="viewer")
     p.add_argument("--file", metavar="TOML", help="users file (default $TWINVIEW_USERS or ~/.config/twinview/users.toml)")
-    p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin (else $TWINVIEW_PASSWORD, else asked)")
     p.add_argument("--no-password", action="store_true", help="add a user that signs in with tokens only")
     p.add_argument("--label", help="a label for a new token")
     p.set_defaults(func=cmd_users)

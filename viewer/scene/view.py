@@ -29,6 +29,9 @@ from .site_object import (
 
 BACKGROUND_TOP = "#dfe6ee"
 BACKGROUND_BOTTOM = "#9aa7b6"
+# Not the present: the sky says so too (amber for the past, violet for a what-if simulation).
+MODE_BACKGROUNDS = {"live": (BACKGROUND_TOP, BACKGROUND_BOTTOM), "past": ("#f3e2c4", "#c29a5a"),
+                    "simulation": ("#e6dcf3", "#9b86bf")}
 
 
 def frame_site(camera: gfx.PerspectiveCamera, bounds: np.ndarray, site=None) -> None:
@@ -59,7 +62,9 @@ class SiteView:
         self._index = {d: i for i, d in enumerate(self.device_ids)}
 
         self.scene = gfx.Scene()
-        self.scene.add(gfx.Background.from_color(BACKGROUND_TOP, BACKGROUND_TOP, BACKGROUND_BOTTOM, BACKGROUND_BOTTOM))
+        self.background = gfx.Background.from_color(BACKGROUND_TOP, BACKGROUND_TOP, BACKGROUND_BOTTOM, BACKGROUND_BOTTOM)
+        self.scene.add(self.background)
+        self.mode = "live"
         self.devices = DeviceStates(len(self.device_ids))
         self.parts = PartTable(self.geometry.part_info)
         self.material = SiteMaterial()
@@ -152,6 +157,12 @@ class SiteView:
         view_bits = data[idx, 1, 0].astype(np.int64) & VIEW_FLAGS
         data[idx, 1, 0] = ((np.asarray(flags, np.int64) & ~VIEW_FLAGS) | view_bits).astype(np.float32)
         self.devices.update(idx)
+
+    def set_mode(self, mode: str) -> None:
+        """Live, past or simulation: the background changes so no one mistakes one for another."""
+        top, bottom = MODE_BACKGROUNDS.get(mode, MODE_BACKGROUNDS["live"])
+        self.background.material.set_colors(top, top, bottom, bottom)
+        self.mode = mode
 
     def before_render(self, size: tuple[int, int]) -> None:
         """Per-frame view upkeep that depends on the camera (which labels fit on screen)."""

@@ -6,6 +6,15 @@ ISO time), the state, why (reason) and the outcome so far. A line is written
 with a single write() on an O_APPEND descriptor, then fsync'd, before the
 transition is reported anywhere else: a crash right after a command is shown as
 "sent" cannot lose the "sent" line. The file is never rewritten or truncated.
+A line torn by a crash mid-write is ended (a newline first) before the next
+record, so the torn line is lost alone and never swallows the next one.
+
+Several processes may share one file (viewers, `twinview command`). Each AuditLog
+is an owner: its rows carry "owner" (a random id) and "pid", and while it is open
+it holds an exclusive lock on a small file beside the log
+(.<log name>.owners/<owner>.lock). A process that starts can thus tell a command
+left in flight by a process that is gone (its lock is free) from one still in
+flight in a live process (its lock is held): see owner_alive().
 
 Location: an explicit path, else $TWINVIEW_AUDIT, else
 $XDG_STATE_HOME/twinview/<site>/audit.jsonl (~/.local/state/twinview/<site>/...).
@@ -13,28 +22,69 @@ $XDG_STATE_HOME/twinview/<site>/audit.jsonl (~/.local/state/twinview/<site>/...)
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import re
 import threading
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .vocabulary import COMMAND_OUTCOMES, FINAL_COMMAND_STATES, CommandState
+
 AUDIT_ENV = "TWINVIEW_AUDIT"
-FINAL_STATES = ("confirmed", "refused", "rejected", "timed_out", "expired", "failed")
+FINAL_STATES = tuple(str(s) for s in CommandState if s in FINAL_COMMAND_STATES)
 SUCCEEDED = "succeeded"
 FAILED = "failed"
+UNVERIFIED = "unverified"
 PENDING = "pending"
 
 
 def outcome_of(state: str) -> str:
-    """'succeeded' for confirmed, 'failed' for the other final states, else 'pending'."""
-    if state == "confirmed":
-        return SUCCEEDED
-    return FAILED if state in FINAL_STATES else PENDING
+    """'succeeded' (confirmed), 'unverified', 'failed' (the other final states), else 'pending'."""
+    try:
+        return COMMAND_OUTCOMES.get(CommandState(state), PENDING)
+    except ValueError:
+        return PENDING
+
+
+def owners_dir(path: str | Path) -> Path:
+    """Where the owners' lock files of an audit log live: .<name>.owners beside it."""
+    path = Path(path)
+    return path.parent / f".{path.name}.owners"
+
+
+def owner_alive(path: str | Path, owner: Any) -> bool:
+    """Is the AuditLog that wrote rows with this owner id still open in a live process?
+
+    True while its lock file is locked. A missing lock file, or one whose lock can be
+    taken (its process ended, however it ended), means gone; such a leftover file is removed.
+    """
+    if not isinstance(owner, str) or not re.fullmatch(r"[0-9a-f]{8,64}", owner):
+        return False
+    lock = owners_dir(path) / f"{owner}.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        try:
+            lock.unlink()
+        except OSError:
+            pass
+        return False
+    finally:
+        os.close(fd)
 
 
 def _safe_folder(name: str) -> str:
@@ -75,13 +125,24 @@ class AuditLog:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._owner_fd: int | None = None
+        self.owner = uuid.uuid4().hex[:16]  # this writer's id in its rows (see owner_alive)
+        self.pid = os.getpid()
         self.lines = 0  # lines written by this instance
+        self.torn_lines_ended = 0  # torn lines (a crash mid-write elsewhere) ended before a record
+        self._readable = True
 
     def _open(self) -> int:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._hold_owner_lock()
             existed = self.path.exists()
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            flags = os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+            try:
+                self._fd = os.open(self.path, os.O_RDWR | flags, 0o600)  # read: to see a torn last line
+            except PermissionError:
+                self._fd = os.open(self.path, os.O_WRONLY | flags, 0o600)
+                self._readable = False
             if not existed:  # make the new directory entry durable too
                 dfd = os.open(self.path.parent, os.O_RDONLY)
                 try:
@@ -89,6 +150,36 @@ class AuditLog:
                 finally:
                     os.close(dfd)
         return self._fd
+
+    def _hold_owner_lock(self) -> None:
+        """Lock .<name>.owners/<owner>.lock for as long as this log is open (or the process lives)."""
+        if self._owner_fd is not None:
+            return
+        folder = owners_dir(self.path)
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(folder / f"{self.owner}.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # without it, other processes take this writer's commands for orphans: no worse than before
+        self._owner_fd = fd
+
+    def _release_owner_lock(self) -> None:
+        fd, self._owner_fd = self._owner_fd, None
+        if fd is None:
+            return
+        try:
+            (owners_dir(self.path) / f"{self.owner}.lock").unlink()
+        except OSError:
+            pass
+        os.close(fd)
+
+    def _ends_torn(self, fd: int) -> bool:
+        """Does the file end without a newline (a line torn by a crash mid-write)?"""
+        if not self._readable:
+            return False
+        size = os.fstat(fd).st_size
+        return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
     def write(self, record: dict[str, Any]) -> dict[str, Any]:
         """Append one record (ts and time are added when missing); returns it once it is on disk."""
@@ -99,14 +190,24 @@ class AuditLog:
         rec.setdefault("time", iso(ts))
         if "state" in rec:
             rec.setdefault("outcome", outcome_of(rec["state"]))
+        rec.setdefault("owner", self.owner)
+        rec.setdefault("pid", self.pid)
         data = (json.dumps(_jsonable(rec), ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8")
         with self._lock:
             fd = self._open()
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
+            # Between processes: the check for a torn end and the append are one step.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if self._ends_torn(fd):
+                    data = b"\n" + data
+                    self.torn_lines_ended += 1
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
             self.lines += 1
         return rec
 
@@ -115,6 +216,7 @@ class AuditLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            self._release_owner_lock()
 
     def __enter__(self) -> "AuditLog":
         return self

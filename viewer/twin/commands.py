@@ -9,8 +9,13 @@ States:
     requested     accepted by the service; being sent (retried while the broker is unreachable)
     sent          the broker accepted it (MQTT 5 PUBACK success)
     acknowledged  the device said it accepted it
-    confirmed     the reported success point equals the wanted value (GOOD quality), or,
-                  for a command without a success point, the device acknowledged it
+    confirmed     the reported success point equals the wanted value (GOOD quality) and that is
+                  news: the device answered this command id, or the value changed to it after the
+                  command was handed to the broker (it read something else until then); for a
+                  command without a success point, the device acknowledged it
+    unverified    the time was up and the success point shows the wanted value, but it already
+                  did (or was unknown) before the command and nothing since shows the device
+                  received it
     refused       by the service: unknown device/command, role, missing confirmation,
                   invalid argument, interlock. Nothing is published.
     rejected      by the device
@@ -38,15 +43,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, runtime_checkable
 
 from ..site.manifest import CommandArg, CommandSpec, Device, Site
-from .audit import AuditLog, default_audit_path, iter_audit, outcome_of
+from .audit import AuditLog, default_audit_path, iter_audit, outcome_of, owner_alive
 from twinview.security.auth import ROLE_RANK, Principal, role_at_least
 from .interlock import Interlock, InterlockError
 from .vocabulary import FINAL_COMMAND_STATES, CommandState
 
 REQUESTED, SENT, ACKNOWLEDGED, CONFIRMED = (
     CommandState.REQUESTED, CommandState.SENT, CommandState.ACKNOWLEDGED, CommandState.CONFIRMED)
-REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED = (
-    CommandState.REFUSED, CommandState.REJECTED, CommandState.TIMED_OUT, CommandState.EXPIRED, CommandState.FAILED)
+REFUSED, REJECTED, TIMED_OUT, EXPIRED, FAILED, UNVERIFIED = (
+    CommandState.REFUSED, CommandState.REJECTED, CommandState.TIMED_OUT, CommandState.EXPIRED, CommandState.FAILED,
+    CommandState.UNVERIFIED)
 STATES = tuple(CommandState)
 FINAL = FINAL_COMMAND_STATES
 MIN_EXPIRY_S = 1  # a command with less than this left is not sent any more
@@ -228,7 +234,8 @@ class Command:
     _interlock: Interlock | None = field(default=None, repr=False)
     _sending: bool = field(default=False, repr=False)
     _next_attempt: float = field(default=0.0, repr=False)
-    _mismatch_seen: bool = field(default=False, repr=False)
+    _mismatch_seen: bool = field(default=False, repr=False)  # read something else since it was last dispatched
+    _matched_before: bool = field(default=False, repr=False)  # already read the wanted value when sent
     _last_error: str = field(default="", repr=False)
     _ack_reason: str = field(default="", repr=False)
 
@@ -374,6 +381,8 @@ def parse_arg_value(arg: CommandArg, text: str) -> Any:
     """Convert a command-line 'K=V' value to the argument's type; raises ValueError."""
     t = text.strip()
     if arg.kind == "number":
+        if not t.isascii():  # float() reads "４２" and "٤٣"; the documented form is ASCII
+            raise ValueError(f"{arg.name} must be a number written with ASCII digits, not {text!r}")
         try:
             v = int(t)
         except ValueError:
@@ -533,10 +542,7 @@ class CommandService:
         self._inflight[cmd.id] = cmd
         self._by_device.setdefault(cmd.device, set()).add(cmd.id)
         self._changed.add(cmd.device)
-        if cmd.desired:
-            got = self._read(cmd.device, next(iter(cmd.desired)))
-            if got is not None and got[1] == "good" and not matches(cmd.desired[next(iter(cmd.desired))], got[0], cmd.tolerance):
-                cmd._mismatch_seen = True
+        self._baseline(cmd)
         self._notify(cmd, "")
         if self.threaded:
             self._dispatch(cmd, now)
@@ -655,13 +661,21 @@ class CommandService:
             rec for rec in last.values()
             if rec.get("state") not in FINAL and now - float(rec.get("ts") or 0.0) < UNRESOLVED_SHOWN_S
         ]  # fmt: skip
+        # Still in flight in another live process that shares this log: not ours to call unknown.
+        alive: dict[Any, bool] = {}
+        for rec in unresolved:
+            owner = rec.get("owner")
+            if owner not in alive:
+                alive[owner] = owner == self.audit.owner or owner_alive(self.audit.path, owner)
+        unresolved = [rec for rec in unresolved if not alive[rec.get("owner")]]
         for rec in unresolved:
             if rec["id"] in reported:
                 continue
             note = {k: rec.get(k) for k in ("id", "state", "user", "role", "site", "device", "command", "args", "desired")}
+            who = f" (pid {rec['pid']})" if isinstance(rec.get("pid"), int) else ""
             note.update(ts=now, event="note", prev=None,
-                        reason=f"{UNKNOWN_OUTCOME}: the viewer stopped while this command was {rec.get('state')}; "
-                               "check the device before sending it again")  # fmt: skip
+                        reason=f"{UNKNOWN_OUTCOME}: the process that sent it{who} stopped while this command was "
+                               f"{rec.get('state')}; check the device before sending it again")  # fmt: skip
             try:
                 self.audit.write(note)
             except OSError:
@@ -916,6 +930,13 @@ class CommandService:
                 self._to(cmd, EXPIRED, f"no answer from the device before the command expired at {_clock(cmd.expires_at)}; the broker will not deliver it any more", now)
                 return
             if cmd.deadline is not None and now >= cmd.deadline:
+                if self._matches_now(cmd):
+                    point, wanted = next(iter(cmd.desired.items()))
+                    before = "it already did before the command" if cmd._matched_before else "its value before the command was not known"
+                    self._to(cmd, UNVERIFIED, (
+                        f"{point} reads {_show(wanted)} as wanted, but {before}, and in {cmd.timeout:g} s the device "
+                        "neither answered nor reported a change: nothing shows it received the command"), now)  # fmt: skip
+                    return
                 self._to(cmd, TIMED_OUT, self._timeout_reason(cmd), now)
 
     def _timeout_reason(self, cmd: Command) -> str:
@@ -945,6 +966,7 @@ class CommandService:
             return  # _step fails it
         cmd.attempts += 1
         cmd._sending = True
+        self._baseline(cmd)  # a change counts only when it comes after this hand-over
         job = (cmd.id, cmd.topic, cmd.payload, remaining, cmd.response_topic)
         if self.threaded:
             if self._sender is None:
@@ -966,24 +988,51 @@ class CommandService:
         if not matches(wanted, got[0], cmd.tolerance):
             cmd._mismatch_seen = True
             return False
-        fresh = cmd.acked or cmd._mismatch_seen
-        received_at = getattr(self.state, "received_at", None)
-        if not fresh and callable(received_at) and cmd.sent_at is not None:
-            t = received_at(cmd.device, point)
-            fresh = t is not None and t >= cmd.sent_at
-        if not fresh:
-            return False  # it already read so before; wait for the device's answer or a new report
+        # Evidence that postdates the command: the device's answer for this id, or a change to the
+        # wanted value after the command was handed over. A value that was already there, or a
+        # first report of a value unknown until then, may be a coincidence.
+        if not (cmd.acked or cmd._mismatch_seen):
+            return False
         self._to(cmd, CONFIRMED, f"{point} reported {_show(got[0])} (wanted {_show(wanted)})", now)
         return True
+
+    def _baseline(self, cmd: Command) -> None:
+        """What the success point reads now, before the command can have acted (at the request and at
+        each hand-over to the transport): matching already, or something else (a change may follow)."""
+        if not cmd.desired:
+            return
+        point, wanted = next(iter(cmd.desired.items()))
+        got = self._read(cmd.device, point)
+        value = None if got is None else got[0]
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return  # unknown: neither
+        if matches(wanted, value, cmd.tolerance):
+            cmd._matched_before, cmd._mismatch_seen = True, False  # whatever its quality: no news
+        else:
+            cmd._mismatch_seen = True
+
+    def _matches_now(self, cmd: Command) -> bool:
+        """Does the success point read the wanted value now, with good quality?"""
+        if not cmd.desired:
+            return False
+        point, wanted = next(iter(cmd.desired.items()))
+        got = self._read(cmd.device, point)
+        return got is not None and got[1] == "good" and matches(wanted, got[0], cmd.tolerance)
 
     def _check_late_match(self, cmd: Command, now: float) -> None:
         point, wanted = next(iter(cmd.desired.items()), (None, None))
         if point is None:
             return
         got = self._read(cmd.device, point)
-        if got is not None and got[1] == "good" and matches(wanted, got[0], cmd.tolerance):
-            del self._watch[cmd.id]
-            self._note(cmd, f"{point} reported {_show(got[0])} {now - cmd.updated:.1f} s after the command was marked {cmd.state.replace('_', ' ')}", now)
+        if got is None or got[1] != "good":
+            return
+        if not matches(wanted, got[0], cmd.tolerance):
+            cmd._mismatch_seen = True
+            return
+        if not cmd._mismatch_seen:
+            return  # the value it always had (or the first one known): no news about this command
+        del self._watch[cmd.id]
+        self._note(cmd, f"{point} reported {_show(got[0])} {now - cmd.updated:.1f} s after the command was marked {cmd.state.replace('_', ' ')}", now)
 
 
 def _show(v: Any) -> str:

@@ -16,7 +16,10 @@ Quality rules (docs/telemetry.md):
 - Availability offline makes every point of the device OFFLINE; back online they
   become STALE (NONE if never received) until fresh values arrive;
 - a sample whose source timestamp is older than the point's latest one is counted
-  as out of order and not applied.
+  as out of order and not applied;
+- a source timestamp ahead of the receive time is clock skew: the receive time is
+  used instead and it is counted (clock_skew), so that no timestamp from the future
+  can make later readings look out of order.
 """
 
 from __future__ import annotations
@@ -168,6 +171,7 @@ class TwinState:
         self.samples = 0  # good samples applied
         self.bad = 0
         self.out_of_order = 0
+        self.clock_skew = 0  # samples whose source time was ahead of their receive time (clamped)
         self.unknown = 0  # samples for points the site does not have
         self.stale_on_arrival = 0
         self.stale_by_tick = 0
@@ -274,6 +278,11 @@ class TwinState:
             self.samples += int(superseded.size)
             np.add.at(self.updates, superseded, 1)
             rows, values, recv, src = rows[keep], values[keep], recv[keep], src[keep]
+        # Clock skew: never trust a time after the sample arrived; it would block every later reading.
+        ahead = src > recv  # NaN source time: False
+        if ahead.any():
+            self.clock_skew += int(ahead.sum())
+            src = np.where(ahead, recv, src)
         # Out of order: older than what the point already shows, by the device's own clock.
         cur = self.source_ts[rows]
         late = src < cur  # NaN on either side compares False
@@ -499,6 +508,7 @@ class TwinState:
             "samples": self.samples,
             "bad": self.bad,
             "out_of_order": self.out_of_order,
+            "clock_skew": self.clock_skew,
             "unknown": self.unknown,
             "stale_on_arrival": self.stale_on_arrival,
             "stale_by_tick": self.stale_by_tick,

@@ -94,6 +94,7 @@ class _Client:
     last_send: float = 0.0  # when send_tokens was last refilled
     send_tokens: float = 1.0
     outbox: deque = field(default_factory=lambda: deque(maxlen=OUTBOX_LIMIT))
+    past: bool = False  # showing a past instant: no live deltas until it asks for live again
     poke: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -149,6 +150,7 @@ class WebBridge:
         self.stats = BridgeStats()
         self.metrics: Callable[[], str] | None = None  # Prometheus text for /metrics (set by the server)
         self.commands: Inbox[CommandRequest] = Inbox(maxlen=1024)
+        self.time_requests: Inbox[tuple[int, Any]] = Inbox(maxlen=1024)  # (client, seek/live message)
 
         self._lock = threading.Lock()
         self._fragments: list[str | None] = [None] * len(self.device_ids)
@@ -287,6 +289,33 @@ class WebBridge:
         """Send one control message to one page (thread-safe; dropped if it has gone)."""
         self._call_soon(self._queue_one, client, dumps(message))
 
+    def show_past(self, client_id: int, message: str) -> None:
+        """Send one page the twin at a past instant and hold its live deltas (thread-safe)."""
+
+        def go() -> None:
+            client = self._clients.get(client_id)
+            if client is not None:
+                client.past = True
+                client.outbox.append(message)
+                client.poke.set()
+
+        self._call_soon(go)
+
+    def show_live(self, client_id: int) -> None:
+        """Back to live for one page: a fresh snapshot, then deltas again (thread-safe)."""
+
+        def go() -> None:
+            client = self._clients.get(client_id)
+            if client is not None:
+                client.past = False
+                client.sent = -1  # the next message is a whole snapshot of the present
+                client.poke.set()
+
+        self._call_soon(go)
+
+    def take_time_requests(self) -> list[tuple[int, Any]]:
+        return self.time_requests.drain()
+
     def take_commands(self) -> list[CommandRequest]:
         """Commands pages asked for since the last call (update loop thread)."""
         return self.commands.drain()
@@ -326,7 +355,9 @@ class WebBridge:
             client.poke.set()
 
     def _pull(self, client: _Client) -> bytes | None:
-        """The message that brings this client up to date, or None when it is."""
+        """The message that brings this client up to date, or None when it is (or shows the past)."""
+        if client.past:
+            return None
         with self._lock:
             seq = self._seq
             if client.sent >= seq:
@@ -479,6 +510,8 @@ class WebBridge:
             self._history(client, msg)
         elif msg.type == "command_log":
             self._command_log(client, msg)
+        elif msg.type in ("seek", "live"):
+            self.time_requests.put((client.id, msg))  # answered on the runtime's thread (the history store)
         else:
             self._command(client, msg)
 

@@ -19,7 +19,7 @@ MAX_ARGS = 32
 MAX_ARG_TEXT = 1000
 MAX_REF_CHARS = 64
 MAX_HISTORY_S = 400 * 86400  # a history request reaches back at most this far
-CLIENT_TYPES = ("auth", "command", "ping", "history", "command_log")
+CLIENT_TYPES = ("auth", "command", "ping", "history", "command_log", "seek", "live")
 
 
 def _clean(value: Any) -> Any:
@@ -82,6 +82,7 @@ class ClientMessage:
     ref: str | int | None = None
     point: str = ""
     since: float | None = None  # history: how far back, in seconds
+    t: float | None = None  # seek: the instant to show, epoch seconds
 
 
 def _refuse_constant(name: str) -> Any:
@@ -148,6 +149,13 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
             "history", device=_text(msg, "device", MAX_NAME_CHARS), point=_text(msg, "point", MAX_NAME_CHARS), ref=ref,
             since=float(since) if since is not None else None,
         )
+    if kind == "live":
+        return ClientMessage("live", ref=ref)
+    if kind == "seek":
+        t = msg.get("t")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
+            raise BadMessage("bad_field", "'t' must be a time in epoch seconds")
+        return ClientMessage("seek", t=float(t), ref=ref)
     args = msg.get("args", {})
     if args is None:
         args = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -45,6 +45,7 @@ class WebPublisher:
         self._any = False
         self._last = 0.0
         self._last_status = 0.0
+        self._past: Any = None  # a PastTwin, made at the first timeline request
         runtime.events.subscribe(DevicesChanged, self._on_changed, owner=self)
         runtime.events.subscribe(StateReset, self._on_reset, owner=self)
         runtime.events.subscribe(CommandChanged, self._on_command, owner=self)
@@ -73,8 +74,50 @@ class WebPublisher:
         """Every device once, so the first snapshot a page gets is complete."""
         self.publish(np.arange(len(self.runtime.site.devices)))
 
+    def answer_time_requests(self) -> None:
+        """Pages that scrub the timeline get the twin at that instant, from the history store."""
+        for client, msg in self.bridge.take_time_requests():
+            if msg.type == "live":
+                self.bridge.show_live(client)
+                continue
+            store = getattr(self.runtime.recorder, "store", None)
+            if store is None:
+                self.bridge.send_to(client, {"type": "error", "code": "no_history", "ref": msg.ref,
+                                             "message": "this server does not record history (started with --no-record)"})
+                continue
+            try:
+                self.bridge.show_past(client, self._past_message(store, msg.t))
+            except Exception as exc:  # a store problem refuses this request; the twin goes on
+                self.errors += 1
+                self.last_error = f"history: {type(exc).__name__}: {exc}"
+                log.exception("time travel failed")
+                self.bridge.send_to(client, {"type": "error", "code": "history_failed", "ref": msg.ref,
+                                             "message": "the history store could not be read"})
+
+    def _past_message(self, store: Any, at: float) -> str:
+        from twinview.twin.memory import PastTwin
+
+        from .protocol import device_entry, dumps
+
+        store.flush()
+        if self._past is None:
+            self._past = PastTwin(self.runtime.site, store)
+        past = self._past
+        past.seek(at)
+        span = past.span() or (at, at)
+        looks, state = past.runtime.looks, past.runtime.state
+        frags = []
+        for i, device in enumerate(self.runtime.site.devices):
+            look = looks.look(i)
+            points = [(p.point, p.value, p.quality.label, p.ts, p.alarm) for p in state.points(i)]
+            frags.append(device_entry(device.id, look.rgba, look.flags, look.label, look.motions, points))
+        head = dumps({"type": "past", "at": at, "first": span[0], "last": max(span[1], time.time())})
+        return head[:-1] + ',"devices":{' + ",".join(frags) + "}}"
+
     def before_step(self) -> None:
         """Answer queued page commands, then flush what changed if the rate allows (runtime's thread)."""
+        if len(self.bridge.time_requests):
+            self.answer_time_requests()
         for request in self.bridge.take_commands():
             try:
                 reply = self.handle_command(request)
@@ -103,9 +146,20 @@ class WebPublisher:
         links = {name: {"state": link.state, "detail": link.detail} for name, link in rt.link_states().items()}
         errors = {k: v for k, v in rt.counted_errors().items() if v}
         if self.errors:
-            errors["web_command_errors"] = self.errors
-        return {"qualities": rt.state.quality_counts(), "links": links, "errors": errors,
+            errors["web_errors"] = self.errors
+        recorder = rt.recorder
+        history = {"recording": recorder is not None, "since": self._history_since()} if recorder is not None else None
+        return {"qualities": rt.state.quality_counts(), "links": links, "errors": errors, "history": history,
                 "last_error": rt.stats.last_error or rt.events.last_error or self.last_error}  # fmt: skip
+
+    def _history_since(self) -> float | None:
+        """When the recording starts (looked up once; it only moves when retention drops old data)."""
+        if getattr(self, "_since", None) is None:
+            from twinview.twin.memory import PastTwin
+
+            span = PastTwin(self.runtime.site, self.runtime.recorder.store).span()
+            self._since = span[0] if span else None
+        return self._since
 
     def close(self) -> None:
         self.runtime.events.release(self)

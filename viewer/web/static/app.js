@@ -20,6 +20,7 @@ import { DeviceVisual } from './looks.js';
 import { Panel3D } from './panel3d.js';
 import { SidePanel } from './sidepanel.js';
 import { KINDS, KIND_WORD, StatusSummary, kindsOf, mainKind, reason } from './status.js';
+import { Timeline } from './timeline.js';
 import { Trend } from './trend.js';
 import { setupKeys } from './keys.js';
 import { pickDevice } from './picking.js';
@@ -34,7 +35,7 @@ const $ = (id) => document.getElementById(id);
 const hook = {
   ready: false, connected: false, live: false, error: null, seq: -1, snapshots: 0, deltas: 0, frames: 0, renderedSeq: -1,
   user: null, role: null, selectedDevice: null, hoveredDevice: null, errors: [], results: [], commandStates: [],
-  counts: {}, announcements: [], histories: 0,
+  counts: {}, announcements: [], histories: 0, mode: 'live', pastAt: null,
   xr: { supported: { vr: false, ar: false }, presenting: false, mode: null, selects: 0 },
 };
 window.twinview = hook;
@@ -54,6 +55,7 @@ let summary = null;
 let banner = null;
 let trend = null;
 let xr = null;
+let timeline = null; // the history slider (created once the connection exists)
 const commandLog = new CommandLog();
 const panel3d = new Panel3D();
 const raycaster = new THREE.Raycaster();
@@ -364,6 +366,9 @@ function onMessage(msg) {
       break;
     case 'snapshot': {
       hook.snapshots += 1;
+      hook.mode = 'live';
+      hook.pastAt = null;
+      if (timeline) timeline.showLive();
       goneLive();
       const seen = new Set(Object.keys(msg.devices));
       for (const [id, visual] of visuals) if (!seen.has(id) && visual.entry) applyEntry(id, null);
@@ -394,7 +399,17 @@ function onMessage(msg) {
       hook.status = msg;
       showErrors(msg);
       showLinks(msg.links || {});
+      if (timeline) timeline.status(msg.history);
       break;
+    case 'past': {
+      hook.mode = 'past';
+      hook.pastAt = msg.at;
+      for (const [id, entry] of Object.entries(msg.devices)) applyEntry(id, entry);
+      if (timeline) timeline.showPast(msg);
+      if (sidePanel) sidePanel.refresh();
+      dirty = true;
+      break;
+    }
     case 'command_queued':
       break;
     case 'command_result':
@@ -446,6 +461,12 @@ function showCommandState(s, ours) {
 }
 
 function sendCommand(device, command, args, confirmed) {
+  if (hook.mode === 'past') { // the past cannot be commanded (the headset panel and the page alike)
+    const text = `${command}: not sent: showing the past; press Live first`;
+    if (panel3d.device) panel3d.setStatus(text);
+    toast(text);
+    return null;
+  }
   const ref = connection.command(device, command, args, confirmed);
   commandLog.local(device, command, args, hook.user || '', ref, ref ? 'requested' : 'not sent', ref ? '' : 'no connection to the server');
   if (sidePanel && sidePanel.visual) sidePanel.renderLog();
@@ -671,7 +692,7 @@ async function main() {
     onClose: () => select(null),
     log: commandLog,
     trend,
-    context: () => ({ connected: hook.live, role: hook.role, user: hook.user, actuation: hook.actuation }),
+    context: () => ({ connected: hook.live, role: hook.role, user: hook.user, actuation: hook.actuation, past: hook.mode === 'past' }),
   });
   setupLogin();
   setupKeys({
@@ -695,6 +716,9 @@ async function main() {
   setupChrome();
   connection = new Connection(bridgeUrl(), { message: onMessage, status: setStatus });
   connection.token = sessionStorage.getItem('twinview-token');
+  timeline = new Timeline((msg) => connection.send(msg));
+  hook.seek = (t) => connection.send({ type: 'seek', t });
+  hook.goLive = () => timeline.live(); // (hook.live is whether the page has live values)
   connection.open();
   hook.connection = connection;
   const fromAddress = () => {

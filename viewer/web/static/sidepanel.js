@@ -105,8 +105,9 @@ export class SidePanel {
 
   /** Why commands cannot be sent now ('' when they can), for one required role. */
   blocked(role) {
-    const { connected, role: mine, actuation } = this.context();
+    const { connected, role: mine, actuation, past } = this.context();
     if (!connected) return 'No connection to the server';
+    if (past) return 'Showing the past: press Live to send commands';
     if (actuation === false) return 'This server is read-only';
     if (!mine) return 'Log in to send commands';
     if ((ROLE_RANK[mine] ?? -1) < (ROLE_RANK[role] ?? 1)) return `Needs the ${role} role (you are ${mine})`;

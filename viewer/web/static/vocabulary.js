@@ -2,5 +2,6 @@
 export const FLAGS = Object.freeze({ SELECTED: 1, HOVERED: 2, STALE: 4, BAD: 8, ALARM: 16, OFFLINE: 32, PENDING: 64, HIDDEN: 128 });
 export const QUALITY = Object.freeze({ GOOD: 0, NONE: 1, STALE: 2, BAD: 3, OFFLINE: 4 });
 export const QUALITY_LABELS = Object.freeze(["good", "no data", "stale", "bad", "offline"]);
-export const COMMAND_STATES = Object.freeze({ REQUESTED: "requested", SENT: "sent", ACKNOWLEDGED: "acknowledged", CONFIRMED: "confirmed", REFUSED: "refused", REJECTED: "rejected", TIMED_OUT: "timed_out", EXPIRED: "expired", FAILED: "failed" });
-export const FINAL_COMMAND_STATES = Object.freeze(new Set(["confirmed", "refused", "rejected", "timed_out", "expired", "failed"]));
+export const COMMAND_STATES = Object.freeze({ REQUESTED: "requested", SENT: "sent", ACKNOWLEDGED: "acknowledged", CONFIRMED: "confirmed", REFUSED: "refused", REJECTED: "rejected", TIMED_OUT: "timed_out", EXPIRED: "expired", FAILED: "failed", UNVERIFIED: "unverified" });
+export const FINAL_COMMAND_STATES = Object.freeze(new Set(["confirmed", "refused", "rejected", "timed_out", "expired", "failed", "unverified"]));
+export const COMMAND_OUTCOMES = Object.freeze({ CONFIRMED: "succeeded", REFUSED: "failed", REJECTED: "failed", TIMED_OUT: "failed", EXPIRED: "failed", FAILED: "failed", UNVERIFIED: "unverified" });

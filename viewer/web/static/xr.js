@@ -54,6 +54,7 @@ export class XRSupport {
   blockedReason() {
     const h = this.hook;
     if (!h.live) return 'no connection to the server';
+    if (h.mode === 'past') return 'showing the past: press Live on the page';
     if (h.actuation === false) return 'this server is read-only';
     if (!h.role) return 'log in on the page first';
     if ((ROLE_RANK[h.role] ?? -1) < 1) return `needs the operator role (you are ${h.role})`;

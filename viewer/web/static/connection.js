@@ -9,7 +9,7 @@ export function bridgeUrl(loc = window.location) {
   return (loc.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + loc.host + '/ws';
 }
 
-const ANSWER_MS = 2500; // a heartbeat ping unanswered this long: the link is lost
+const ANSWER_MS = 2000; // a heartbeat ping unanswered this long: the link is lost
 
 export class Connection {
   constructor(url, handlers) {
@@ -26,7 +26,7 @@ export class Connection {
     this.pingAt = null;
     // Heartbeat: a link quiet for a second is pinged; a ping unanswered for ANSWER_MS
     // means the link is lost.
-    setInterval(() => this.heartbeat(), 1000);
+    setInterval(() => this.heartbeat(), 500);
   }
 
   heartbeat() {

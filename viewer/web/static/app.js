@@ -407,6 +407,8 @@ function onMessage(msg) {
       for (const [id, entry] of Object.entries(msg.devices)) applyEntry(id, entry);
       if (timeline) timeline.showPast(msg);
       if (sidePanel) sidePanel.refresh();
+      $('status').className = 'status past';
+      $('status').textContent = 'past';
       dirty = true;
       break;
     }

@@ -103,7 +103,13 @@ def test_page_shows_live_state_and_inspects_devices(loaded, tmp_path):
 
         browser.wait("() => twinview.renderedSeq === twinview.seq && twinview.frames > 0")
         image = np.asarray(Image.open(browser.screenshot(tmp_path / "page.png")).convert("RGB"))
-        at = {d: browser.eval("([id, off]) => twinview.screenPosition(id, off)", [d, TOP]) for d in ("B-1-1", "B-0-0", "B-2-2")}
+        # Labels are drawn over the geometry: sample each top where no label covers it.
+        covers = [r for r in (browser.eval("(id) => twinview.labelScreen(id)", d) for d in browser.eval("() => twinview.devices")) if r]
+        free = lambda xy: not any(abs(xy["x"] - r["x"]) <= r["w"] / 2 + 2 and abs(xy["y"] - r["y"]) <= r["h"] / 2 + 2 for r in covers)  # noqa: E731
+        at = {}
+        for d in ("B-1-1", "B-0-0", "B-2-2"):
+            spots = [browser.eval("([id, off]) => twinview.screenPosition(id, off)", [d, off]) for off in (TOP, [0.3, 0, 0.32], [-0.3, 0, 0.32], [0.3, 0, -0.32], [-0.3, 0, -0.32])]
+            at[d] = next((xy for xy in spots if free(xy)), spots[0])
         warm, hot, grey = (pixel(image, at[d]) for d in ("B-1-1", "B-0-0", "B-2-2"))
         assert warm[2] - warm[0] > 40 and warm[1] - warm[0] > 40, f"B-1-1 should look blue-teal (never red), shows {warm}"
         assert hot[0] > 150 and hot[1] > 150 and hot[0] - hot[2] > 20, f"B-0-0 should look yellow, shows {hot}"

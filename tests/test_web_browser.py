@@ -112,7 +112,8 @@ def test_page_shows_live_state_and_inspects_devices(loaded, tmp_path):
             at[d] = next((xy for xy in spots if free(xy)), spots[0])
         warm, hot, grey = (pixel(image, at[d]) for d in ("B-1-1", "B-0-0", "B-2-2"))
         assert warm[2] - warm[0] > 40 and warm[1] - warm[0] > 40, f"B-1-1 should look blue-teal (never red), shows {warm}"
-        assert hot[0] > 150 and hot[1] > 150 and hot[0] - hot[2] > 20, f"B-0-0 should look yellow, shows {hot}"
+        # (by hue: the spinning blade is painted too and may cross the spot with a darker face)
+        assert hot[0] - hot[2] > 50 and hot[1] - hot[2] > 50 and abs(hot[0] - hot[1]) < 40, f"B-0-0 should look yellow, shows {hot}"
         assert grey.max() - grey.min() < 25, f"B-2-2 keeps its grey model colour, shows {grey}"
 
         # Click to inspect: the side panel follows live values.

@@ -565,7 +565,19 @@ TYPES: dict[str, dict] = {
             {"id": "state", "kind": "enum", "label": "State", "states": ["stopped", "running", "fault"], "alarm_states": ["fault"], "period": 5},
             {"id": "speed", "unit": "rpm", "label": "Speed", "range": [0, 3600], "period": 2},
             {"id": "pressure", "unit": "bar", "label": "Discharge pressure", "range": [0, 16], "period": 2},
-            {"id": "motor_temp", "unit": "degC", "label": "Motor temperature", "range": [-20, 150], "alarm": [0, 85], "period": 5},
+            {"id": "motor_temp", "unit": "degC", "label": "Motor temperature", "range": [-20, 150], "period": 5},
+        ],
+        "alarms": [
+            {"point": "state", "kind": "state", "states": ["fault"], "severity": "high", "name": "tripped",
+             "message": "{device} tripped (state {value})"},
+            {"point": "motor_temp", "kind": "high", "limit": 85, "deadband": 3, "on_delay": 5, "severity": "high",
+             "message": "Motor temperature {value:.1f} degC above {limit:g} degC"},
+            {"point": "motor_temp", "kind": "high_high", "limit": 110, "deadband": 3, "on_delay": 2, "severity": "critical",
+             "message": "Motor temperature {value:.1f} degC above trip level {limit:g} degC"},
+            {"point": "pressure", "kind": "low", "limit": 1.5, "deadband": 0.3, "on_delay": 10, "severity": "medium",
+             "suppress_when": "state != 'running'",
+             "message": "Discharge pressure {value:.2f} bar below {limit:g} bar (suppressed while the pump is not running)"},
+            {"kind": "command", "severity": "medium", "name": "command_failed", "message": "Command {value}"},
         ],
         "overlays": [
             {"kind": "color", "point": "state", "states": {"running": RUNNING, "stopped": STOPPED, "fault": FAULT}},
@@ -582,7 +594,7 @@ TYPES: dict[str, dict] = {
     "tank": {
         "label": "Storage tank",
         "points": [
-            {"id": "level", "unit": "%", "label": "Level", "range": [0, 100], "alarm": [5, 95], "period": 5},
+            {"id": "level", "unit": "%", "label": "Level", "range": [0, 100], "period": 5},
             {"id": "temperature", "unit": "degC", "label": "Water temperature", "range": [0, 80], "period": 10},
             {"id": "drain_open", "kind": "bool", "label": "Drain valve open", "period": 10},
         ],
@@ -590,6 +602,12 @@ TYPES: dict[str, dict] = {
             {"kind": "color", "point": "level", "map": "blues", "range": [0, 100]},
             {"kind": "scale", "point": "level", "node": "level", "axis": [0, 1, 0], "range": [0, 100], "to": [0.02, 1]},
             {"kind": "label", "points": ["level"], "format": "{level:.0f} %"},
+        ],
+        "alarms": [
+            {"point": "level", "kind": "high_high", "limit": 97, "deadband": 2, "severity": "critical", "message": "Level {value:.0f} % - overflow"},
+            {"point": "level", "kind": "high", "limit": 90, "deadband": 3, "on_delay": 5, "severity": "medium", "message": "Level {value:.0f} % above {limit:g} %"},
+            {"point": "level", "kind": "low", "limit": 15, "deadband": 3, "on_delay": 5, "severity": "medium", "message": "Level {value:.0f} % below {limit:g} %"},
+            {"point": "level", "kind": "low_low", "limit": 5, "deadband": 2, "severity": "high", "message": "Level {value:.0f} % - pumps run dry"},
         ],
         "commands": [
             _cmd("open_drain", "Open drain", "drain_open", True, confirm=True,
@@ -631,13 +649,19 @@ TYPES: dict[str, dict] = {
     "hvac": {
         "label": "Air handling unit",
         "points": [
-            {"id": "supply_temp", "unit": "degC", "label": "Supply air temperature", "range": [-10, 50], "alarm": [12, 28], "period": 10},
+            {"id": "supply_temp", "unit": "degC", "label": "Supply air temperature", "range": [-10, 50], "period": 10},
             {"id": "return_temp", "unit": "degC", "label": "Return air temperature", "range": [-10, 50], "period": 10},
             {"id": "fan_running", "kind": "bool", "label": "Supply fan running", "period": 10},
         ],
         "overlays": [
             {"kind": "color", "point": "supply_temp", "map": "coolwarm", "range": [10, 30]},
             {"kind": "label", "points": ["supply_temp"], "format": "{supply_temp:.1f} °C"},
+        ],
+        "alarms": [
+            {"point": "supply_temp", "kind": "high", "limit": 28, "deadband": 1, "on_delay": 20, "severity": "low"},
+            {"point": "supply_temp", "kind": "low", "limit": 12, "deadband": 1, "on_delay": 20, "severity": "low"},
+            {"point": "supply_temp", "kind": "quality", "qualities": ["bad", "stale", "offline"], "on_delay": 10,
+             "severity": "low", "name": "no_data", "message": "Supply air temperature is {value}"},
         ],
         "commands": [],
     },
@@ -753,11 +777,18 @@ def manifest_text(devices: Sequence[DemoDevice]) -> str:
         "[site.camera]",
         f"position = {_toml(list(CAMERA_POSITION))}",
         f"target = {_toml(list(CAMERA_TARGET))}",
+        "",
+        "# EEMUA 191: more than 10 new alarms in 10 minutes in one area is a flood; more than",
+        "# chatter_per_minute activations of one alarm in a minute is chattering.",
+        "[site.alarms]",
+        "chatter_per_minute = 5",
+        "flood_count = 10",
+        "flood_window = 600",
     ]
     for type_name, spec in TYPES.items():
         lines += ["", f"[types.{type_name}]", f"label = {_toml(spec['label'])}"]
-        for section in ("points", "overlays", "commands"):
-            for entry in spec[section]:
+        for section in ("points", "overlays", "commands", "alarms"):
+            for entry in spec.get(section, ()):
                 lines += ["", f"[[types.{type_name}.{section}]]"]
                 lines += [f"{_key(k)} = {_toml(v)}" for k, v in entry.items()]
     area = None

@@ -16,6 +16,8 @@ tmp="$(mktemp -d -t twinview-tests.XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -m 700 "$tmp/runtime"
 export XDG_RUNTIME_DIR="$tmp/runtime"
+# Audit logs, history stores and alarm journals of the tests' sites go here, not into the user's state.
+mkdir -p "$tmp/state" && export XDG_STATE_HOME="$tmp/state"
 # Offscreen canvases, no anti-aliasing pass: fast, deterministic renders on lavapipe.
 export RENDERCANVAS_FORCE_OFFSCREEN=1 WGPU_FORCE_OFFSCREEN=1 PYGFX_DEFAULT_PPAA=none
 PY="$ROOT/.venv/bin/python"

@@ -27,6 +27,7 @@ APT_PACKAGES=(
     mesa-vulkan-drivers libvulkan1
     mosquitto mosquitto-clients
     chromium
+    libnss3-tools openssl
     xvfb xauth
     libx11-6 libx11-xcb1 libxext6 libxrandr2 libxcursor1 libxi6 libxinerama1
     libxkbcommon0 libxkbcommon-x11-0 libxxf86vm1 libgl1 libegl1

@@ -139,10 +139,28 @@ fn fs_main(varyings: Varyings, @builtin(front_facing) is_front: bool) -> Fragmen
     let h16 = h8 * h8;
     color = color + vec3<f32>(h16 * h16 * 0.08);
 
-    if ((flags & (FLAG_ALARM | FLAG_PENDING | FLAG_HOVERED | FLAG_SELECTED)) != 0u) {
+    if ((flags & (FLAG_ALARM | FLAG_ALARM_UNACK | FLAG_PENDING | FLAG_HOVERED | FLAG_SELECTED)) != 0u) {
         let rim = (1.0 - facing) * (1.0 - facing);
-        if ((flags & FLAG_ALARM) != 0u && fract(u_material.time * 1.25) < 0.5) {
-            color = mix(color, vec3<f32>(1.0, 0.0123, 0.0070), 0.55);
+        if ((flags & (FLAG_ALARM | FLAG_ALARM_UNACK)) != 0u) {
+            // Severity colour (critical red, high orange, medium yellow, low cyan), physical values.
+            let severity = (flags >> ALARM_SEVERITY_SHIFT) & 3u;
+            var tint = vec3<f32>(1.0, 0.0123, 0.0070);
+            if (severity == 2u) {
+                tint = vec3<f32>(1.0, 0.216, 0.0);
+            } else if (severity == 1u) {
+                tint = vec3<f32>(1.0, 0.73, 0.0);
+            } else if (severity == 0u) {
+                tint = vec3<f32>(0.0, 0.6, 0.9);
+            }
+            let unack = (flags & FLAG_ALARM_UNACK) != 0u;
+            let in_alarm = (flags & FLAG_ALARM) != 0u;
+            // Unacknowledged: blinks; acknowledged and active: a steady tint; returned but not yet
+            // acknowledged: a faint blink.
+            if (in_alarm && !unack) {
+                color = mix(color, tint, 0.45);
+            } else if (fract(u_material.time * 1.25) < 0.5) {
+                color = mix(color, tint, select(0.25, 0.6, in_alarm));
+            }
         }
         if ((flags & FLAG_PENDING) != 0u) {
             if (hatch(varyings.position.xy + vec2<f32>(u_material.time * 20.0, 0.0), 16.0, 0.2, 0.0)) {

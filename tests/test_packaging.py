@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Source path -> where it must land in the wheel.
 PROBES = {
-    "shaders/probe_nested/probe.wgsl": "twinview/shaders/probe_nested/probe.wgsl",
-    "assets/demo/probe_nested/deeper/probe.glb": "twinview/assets/demo/probe_nested/deeper/probe.glb",
+    "viewer/shaders/probe_nested/probe.wgsl": "twinview/shaders/probe_nested/probe.wgsl",  # shaders/, through viewer/
+    "viewer/assets/demo/probe_nested/deeper/probe.glb": "twinview/assets/demo/probe_nested/deeper/probe.glb",
     "viewer/web/static/probe_vendor/lib/probe.js": "twinview/web/static/probe_vendor/lib/probe.js",
 }
 

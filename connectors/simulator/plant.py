@@ -544,7 +544,7 @@ class _Column:
     __slots__ = (
         "model", "point", "kind", "mode", "channel", "local", "glob", "ids", "lo", "hi", "period",
         "next_due", "states", "state_map", "mean", "x", "band_lo", "band_hi", "flag", "choice", "alarm_idx", "decimals",
-        "wrap", "fahrenheit", "rows",
+        "wrap", "fahrenheit", "rows", "high", "upper", "hold_value", "hold_until",
     )  # fmt: skip
 
     def __init__(self, model: _Model, point: str, kind: str, entries: list[tuple[int, int, Device, PointSpec]]):
@@ -591,6 +591,19 @@ class _Column:
         self.alarm_idx = np.array([k for k, s in enumerate(self.states) if s in alarm], np.int64)
         self.choice = np.array(normal, np.int64)
         self.choice = rng.choice(self.choice, n) if len(self.choice) and n else np.zeros(n, np.int64)
+        # Alarm excursions: the lowest high limit of each entry (NaN: none) and how far above it a value may go.
+        limits = [_high_limits(e[2], s) for e, s in zip(entries, specs)]
+        self.high = np.array([lim[0] for lim in limits], np.float64).reshape(n)
+        self.upper = np.array([min(lim[1], r[1]) for lim, r in zip(limits, ranges)], np.float64).reshape(n)
+        self.hold_value = np.full(n, np.nan)
+        self.hold_until = np.zeros(n)
+
+    def held(self, idx: np.ndarray, values: np.ndarray, now: float) -> np.ndarray:
+        """Values with the entries driven over a limit (an excursion) replaced by the excursion's value."""
+        hold = self.hold_until[idx] > now
+        if hold.any():
+            values = np.where(hold, self.hold_value[idx], values)
+        return values
 
     def advance_generic(self, dt: float, rng: np.random.Generator) -> None:
         n = len(self.ids)
@@ -653,6 +666,23 @@ class _Column:
             return np.asarray(raw, bool).tolist()
         smap = self.state_map
         return [self.states[smap[k]] for k in np.asarray(raw, np.int64).tolist()]
+
+
+def _high_limits(device: Device, spec: PointSpec) -> tuple[float, float]:
+    """(high limit, the next limit above it or +inf) of a number point: its alarm rules, else `alarm = [lo, hi]`."""
+    if spec.kind != "number":
+        return math.nan, math.inf
+    highs = {}
+    for raw in device.alarms:
+        if raw.get("point") == spec.id and raw.get("kind") in ("high", "high_high") and isinstance(raw.get("limit"), (int, float)):
+            highs[raw["kind"]] = float(raw["limit"])
+    if "high" in highs:
+        return highs["high"], highs.get("high_high", math.inf)
+    if "high_high" in highs:
+        return highs["high_high"], math.inf
+    if spec.alarm is not None and (spec.range is None or spec.alarm[1] < spec.range[1]):
+        return spec.alarm[1], math.inf
+    return math.nan, math.inf
 
 
 def _band(spec: PointSpec, r: tuple[float, float]) -> tuple[float, float]:
@@ -721,6 +751,11 @@ class Simulator(Connector):
         self.steps = 0
         self.published = 0
         self.fault_log: list[tuple[float, str, str]] = []  # (time, device, what) of simulated faults
+        # Now and then a value is driven over its high alarm limit for half a minute, so that the alarm
+        # list is at work within a minute of starting (own generator: the other faults' sequence is unchanged).
+        self.excursion_every = (45.0, 120.0)
+        self._excursion_rng = np.random.default_rng(seed + 7919)
+        self._next_excursion: float | None = None
         self.on_response: Callable[[str, bytes], None] | None = None  # answers to publish()ed commands
 
         table = PointTable(site)
@@ -794,10 +829,13 @@ class Simulator(Connector):
                 col.next_due[idx] = nxt
                 if self.batched:
                     batch_rows.append(col.rows[idx])
-                    batch_values.append(col.floats(idx))
+                    batch_values.append(col.held(idx, col.floats(idx), now) if col.kind == "number" else col.floats(idx))
                     continue
                 ids, point = col.ids, col.point
-                for k, v in zip(idx.tolist(), col.values(idx)):
+                values = col.values(idx)
+                if col.kind == "number":
+                    values = col.held(idx, np.asarray(values, np.float64), now).tolist()
+                for k, v in zip(idx.tolist(), values):
                     out.append(Sample(ids[k], point, v, now, now))
             if batch_rows:
                 rows = np.concatenate(batch_rows)
@@ -807,11 +845,32 @@ class Simulator(Connector):
             self.published += sum(1 for e in out if type(e) is Sample)
             return out
 
+    def _excursion(self, now: float) -> None:
+        """Drive one value over its high alarm limit for 20 to 45 s."""
+        rng = self._excursion_rng
+        if self._next_excursion is None:
+            self._next_excursion = now + float(rng.uniform(15.0, 30.0))
+        if now < self._next_excursion:
+            return
+        self._next_excursion = now + float(rng.uniform(*self.excursion_every))
+        choices = [(col, k) for col in self.columns if col.kind == "number" for k in np.flatnonzero(np.isfinite(col.high)).tolist()]
+        if not choices:
+            return
+        col, k = choices[int(rng.integers(len(choices)))]
+        if self._offline[col.glob[k]]:
+            return
+        lo, hi = col.high[k], col.upper[k]
+        col.hold_value[k] = round(float(lo + rng.uniform(0.25, 0.75) * (hi - lo)), col.decimals)
+        col.hold_until[k] = now + float(rng.uniform(20.0, 45.0))
+        col.next_due[k] = now
+        self.fault_log.append((now, col.ids[k], f"{col.point} over its limit"))
+
     def _faults(self, now: float, dt: float, out: list[Event]) -> None:
         rng = self.rng
         n = len(self._ids)
         if n == 0:
             return
+        self._excursion(now)
         # pumps trip
         pump = self.models.get("pump")
         if isinstance(pump, _Pump) and pump.n:

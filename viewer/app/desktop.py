@@ -15,8 +15,9 @@ from imgui_bundle import imgui
 from twinview.scene.renderer import make_renderer
 from twinview.scene.view import SiteView
 
+from .alarm_panel import AlarmPanel, draw_device_alarms
 from .command_panel import CommandPanel
-from .live_panels import LegendPanel, StatusPanel, draw_history
+from .live_panels import HistoryCharts, LegendPanel, StatusPanel
 from .panels import DIM, DeviceTree, Inspector
 from .timeline import Shown, Timeline
 
@@ -48,6 +49,9 @@ class DesktopApp:
         self.status = StatusPanel(live) if live is not None else None  # connections are always the live ones
         self.command_panel = CommandPanel(shown) if live is not None else None
         self.legend = LegendPanel(shown) if live is not None else None
+        self.charts = HistoryCharts()
+        # alarms are the live runtime's: acknowledging and shelving act now, whatever time the scene shows
+        self.alarm_panel = AlarmPanel(live, self.select_and_focus, self._sign_in) if live is not None else None
         self.frame_times: list[float] = []
         self._down_at: tuple[float, float] | None = None
 
@@ -57,6 +61,8 @@ class DesktopApp:
         self.renderer.add_event_handler(self._on_key, "key_down")
         self.renderer.add_event_handler(lambda e: self.request_draw(), "wheel", "resize")
         self.timeline = Timeline(view, live, self.shown, self.request_draw) if live is not None else None
+        if view.labels is not None:  # "N labels hidden" where no panel covers it: right of the tree, below the banner
+            view.labels.place_counter("top-left", (306, 84))
         if live is not None:
             live.wake = self.request_draw
         canvas.request_draw(self._frame)
@@ -160,14 +166,21 @@ class DesktopApp:
         if self.timeline is not None:
             self.timeline.draw(306, h - 70, w - 306 - 376)
             self.timeline.draw_banner(w)
+        if self.alarm_panel is not None:
+            self.alarm_panel.draw(306, h - 430, min(1000.0, w - 700.0), 270)
         if self.view.hovered is not None and not imgui.get_io().want_capture_mouse:
             device = self.view.site.devices[self.view.hovered]
             state = self.live.device_summary(self.view.hovered) if self.live is not None else ""
             imgui.set_tooltip(f"{device.name}\n{device.id}" + (f"\n{state}" if state else ""))
 
+    def _sign_in(self) -> None:
+        if self.command_panel is not None:
+            self.command_panel._login_open = True
+
     def _inspector_extra(self, index: int) -> None:
+        draw_device_alarms(self.live, index)
         self.command_panel.draw_device(index)
-        draw_history(self.live, index)
+        self.charts.draw(self.live, index)
 
     def _toolbar(self) -> None:
         w, _ = self.canvas.get_logical_size()

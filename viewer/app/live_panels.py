@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 from imgui_bundle import imgui
@@ -12,7 +13,6 @@ from twinview.twin.overlays import legend
 from .panels import BAD, DIM, GOOD, WARN
 
 STATE_COLORS = {"up": GOOD, "connecting": WARN, "down": BAD}
-HISTORY_WINDOW_S = 300.0
 
 
 class StatusPanel:
@@ -103,23 +103,73 @@ class LegendPanel:
         imgui.end()
 
 
-def draw_history(live, device_index: int) -> None:
-    """One implot chart per numeric point of the device: the last minutes, zoomable."""
-    from imgui_bundle import implot
+RANGES = (("5 min", 300.0), ("1 h", 3600.0), ("1 day", 86400.0), ("1 week", 7 * 86400.0), ("30 days", 30 * 86400.0))
 
-    device = live.site.devices[device_index]
-    numeric = [p for p in device.points if p.kind in ("number", "bool")]
-    if not numeric or not imgui.collapsing_header("History", imgui.TreeNodeFlags_.default_open):
-        return
-    now = time.time()
-    for point in numeric:
-        times, values = live.state.history(device.id, point.id)
-        label = f"{point.label or point.id} ({point.unit})" if point.unit else (point.label or point.id)
-        if implot.begin_plot(f"{label}##{device.id}.{point.id}", imgui.ImVec2(-1, 120)):
-            implot.setup_axes("s ago", "", implot.AxisFlags_.none, implot.AxisFlags_.auto_fit)
-            implot.setup_axis_limits(implot.ImAxis_.x1, -HISTORY_WINDOW_S, 0, implot.Cond_.once)
-            if len(times):
-                x = np.ascontiguousarray(times - now, dtype=np.float64)
-                y = np.ascontiguousarray(values, dtype=np.float64)
-                implot.plot_line(point.id, x, y)
+
+class HistoryCharts:
+    """The inspector's charts: the last minutes from memory, or hours to a month from the history store.
+
+    Long ranges come from the store's rollups (min, max, mean per bucket), never from raw samples; a
+    chart is read again at most every REFRESH_S seconds, not every frame. In the past, the range ends
+    at the shown instant.
+    """
+
+    REFRESH_S = 2.0
+
+    def __init__(self):
+        self.range = 0
+        self._cache: dict[tuple, tuple[float, Any]] = {}
+
+    def _series(self, store: Any, point_id: int, t0: float, t1: float, key: tuple) -> Any:
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self.REFRESH_S:
+            return hit[1]
+        try:
+            store.flush()
+            series = store.series(point_id, t0, t1, max_points=600)
+        except Exception:  # a store being compacted or retired: show nothing this time, try again later
+            series = None
+        self._cache[key] = (now, series)
+        return series
+
+    def draw(self, live: Any, device_index: int) -> None:
+        from imgui_bundle import implot
+
+        device = live.site.devices[device_index]
+        numeric = [p for p in device.points if p.kind in ("number", "bool")]
+        if not numeric or not imgui.collapsing_header("History", imgui.TreeNodeFlags_.default_open):
+            return
+        recorder = getattr(getattr(live, "live", live), "recorder", None)  # the live twin records, the past reads
+        store = recorder.store if recorder is not None else None
+        for k, (name, _) in enumerate(RANGES):
+            if k and store is None:
+                break
+            if k:
+                imgui.same_line()
+            if imgui.radio_button(name, self.range == k):
+                self.range = k
+        end = live.clock.now() if getattr(live, "mode", "live") == "past" else time.time()
+        span = RANGES[self.range][1]
+        for point in numeric:
+            label = f"{point.label or point.id} ({point.unit})" if point.unit else (point.label or point.id)
+            if not implot.begin_plot(f"{label}##{device.id}.{point.id}", imgui.ImVec2(-1, 120)):
+                continue
+            implot.setup_axes("s before" if self.range == 0 else "h before", "", implot.AxisFlags_.none,
+                              implot.AxisFlags_.auto_fit)  # fmt: skip
+            scale = 1.0 if self.range == 0 else 3600.0
+            implot.setup_axis_limits(implot.ImAxis_.x1, -span / scale, 0, implot.Cond_.always)
+            if self.range == 0 or store is None:
+                times, values = live.state.history(device.id, point.id)
+                if len(times):
+                    implot.plot_line(point.id, np.ascontiguousarray(times - end), np.ascontiguousarray(values, np.float64))
+            else:
+                pid = int(recorder.ids[live.state.row(device.id, point.id)])
+                series = self._series(store, pid, end - span, end, (pid, self.range, round(end / self.REFRESH_S)))
+                if series is not None and len(series):
+                    x = np.ascontiguousarray((series.t - end) / scale)
+                    if series.level != "raw":
+                        implot.plot_shaded(f"{point.id} min-max", x, np.ascontiguousarray(series.vmin, np.float64),
+                                           np.ascontiguousarray(series.vmax, np.float64))  # fmt: skip
+                    implot.plot_line(point.id, x, np.ascontiguousarray(series.v, np.float64))
             implot.end_plot()

@@ -68,6 +68,10 @@ def run_bench(args) -> int:
             from .telemetry import bench_telemetry
 
             bench_telemetry(workdir, sizes, only)
+        if not only or "alarms" in only:
+            from .alarms import bench_alarms
+
+            bench_alarms(sizes)
         if not only or "web" in only:
             try:
                 from .web import bench_web
@@ -83,4 +87,8 @@ def run_bench(args) -> int:
             from .history import bench_history_from_env
 
             bench_history_from_env(workdir)
+        if not only or "detect" in only:
+            from .detect import bench_detect
+
+            bench_detect(workdir / "detect")
     return 0

@@ -31,8 +31,8 @@ class PerDevicePath:
         for r in recs.values():
             if r.quality is not Quality.GOOD and not offline:
                 flags |= DeviceFlag.BAD if r.quality is Quality.BAD else DeviceFlag.STALE
-            if r.alarm:
-                flags |= DeviceFlag.ALARM
+            if r.alarm:  # the simple band rule looks like an unacknowledged critical alarm
+                flags |= DeviceFlag.ALARM | DeviceFlag.ALARM_UNACK | DeviceFlag.ALARM_SEV_LO | DeviceFlag.ALARM_SEV_HI
         rgba = None
         if device.color is not None and device.color.point in recs:
             rec = recs[device.color.point]

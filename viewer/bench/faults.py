@@ -311,7 +311,7 @@ def run_faults(workdir: Path) -> list[Outcome]:
 
         # 10. a command whose answer is lost but which acts: confirmed by the reported state, never before
         device.behaviour = "mute"
-        cmd = twin.command("P-101", "set_speed", {"speed": 1450})
+        cmd = twin.command("P-101", "set_speed", {"speed": 1200})  # well away from 1500 (tolerance 50)
         shown = _wait(lambda: twin.read(lambda rt: cmd.final), 20)
         optimistic = int(cmd.state == "confirmed" and cmd.id not in device.executed)
         out.append(Outcome("command answer lost", shown, 0.0, 2.0, optimistic, note=f"ended {cmd.state}"))
@@ -320,7 +320,7 @@ def run_faults(workdir: Path) -> list[Outcome]:
         # new speed, once for the speed the pump already reports (only evidence after the send may confirm)
         device.behaviour = "deaf"
         spec = next(c for c in pump.commands if c.name == "set_speed")
-        for label, speed in (("command unheard", 2200.0), ("command unheard, value already reported", 1450.0)):
+        for label, speed in (("command unheard", 2200.0), ("command unheard, value already reported", 1200.0)):
             cmd = twin.command("P-101", "set_speed", {"speed": speed})
             shown = _wait(lambda: twin.read(lambda rt: cmd.final), spec.timeout + 5)
             optimistic = int(cmd.state == "confirmed")

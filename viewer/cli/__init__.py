@@ -68,9 +68,15 @@ def _live(loaded, args, record: bool = False):
 
 
 def cmd_check(args) -> int:
-    from twinview.site import check_site
+    from twinview.site import check_site, load_manifest
+    from twinview.twin.alarms import lint
 
     problems = check_site(args.site)
+    if not any(p.severity == "error" and "site.toml" in p.file for p in problems):
+        try:
+            problems += lint(load_manifest(args.site)[0])
+        except SiteError:
+            pass
     errors = [p for p in problems if p.severity == "error"]
     for p in problems:
         print(p)
@@ -211,18 +217,91 @@ def _open_without_desktop(args, site_dir: Path) -> int:
         _stop(live)
 
 
+def _web_tls(args, names: list[str]):
+    """The server certificate --tls asks for: the given one, else the local CA's (made once)."""
+    from twinview.security.tls import ensure_server_cert, given_cert
+
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if bool(cert) != bool(key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if cert:
+        tls = given_cert(cert, key)
+        _check_tls_context(tls)
+        return tls
+    tls = ensure_server_cert([n for n in names if n != "*"], new_ca=getattr(args, "new_ca", False))
+    if tls.ca_made:
+        print(f"made a local certificate authority: {tls.ca} (its key is readable by you only)")
+    if tls.made:
+        print(f"made a server certificate for {', '.join(tls.dns + tls.ips)}")
+    return tls
+
+
+def _check_tls_context(tls) -> None:
+    """Load the certificate as the server will, so a problem is one line now, not a traceback later."""
+    import ssl
+
+    from twinview.security.tls import TlsError
+    from twinview.web.trust import ssl_context
+
+    try:
+        ssl_context(tls)
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsError(f"cannot serve TLS with {tls.cert} and {tls.key}: {exc}") from None
+
+
+def _announce_web(server, args, tls) -> None:
+    """Where to point a headset: the address on the network, as text and as a QR code."""
+    import ipaddress
+    from twinview.security.tls import local_addresses
+
+    bridge = server.bridge
+    host = args.host
+    named = [d for d in (tls.dns if tls is not None and tls.ca is None else ()) if not d.startswith("*")]
+    if named:  # a given certificate: its name, which browsers check
+        host = named[0]
+    elif host in ("0.0.0.0", "::", ""):
+        addresses = sorted(local_addresses(), key=lambda a: ipaddress.ip_address(a).version)
+        host = addresses[0] if addresses else "127.0.0.1"
+    url = bridge.url_for(host)
+    print(f"open {url}")
+    if tls is not None and tls.ca is not None:
+        print(f"headsets trust this server once: {url}trust.html (CA SHA-256 {tls.ca_fingerprint})")
+    elif tls is not None:
+        print(f"server certificate SHA-256 {tls.fingerprint}")
+    qr = getattr(args, "qr", None)
+    if qr or (qr is None and sys.stdout.isatty()):
+        from twinview.cli.qr import qr_lines
+
+        print("\n".join(qr_lines(url, color=True)))
+    sys.stdout.flush()
+
+
 def _serve(loaded, live, args) -> int:
+    from twinview.security.tls import TlsError, machine_names
     from twinview.web.actuation import token_authenticator
     from twinview.web.assets import MissingThree
     from twinview.web.serve import serve
 
-    if args.host in ("127.0.0.1", "localhost", "::1"):
-        print("for headsets on your network: --host 0.0.0.0, behind a TLS proxy (WebXR needs https off localhost)")
+    use_tls = bool(getattr(args, "tls", False) or getattr(args, "tls_cert", None))
+    if not use_tls and args.host in ("127.0.0.1", "localhost", "::1"):
+        print("for headsets on your network: --host 0.0.0.0 --tls (WebXR needs https off localhost)")
+    elif not use_tls:
+        print("note: headsets enter VR only from https pages: add --tls")
+    names = machine_names(args.host) + [h.strip().lower() for h in getattr(args, "allow_host", None) or ()]
+    try:
+        tls = _web_tls(args, names) if use_tls else None
+    except (TlsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if tls is not None:
+        names += [*tls.dns, *tls.ips]  # a given certificate's names are served too
     try:
         return serve(
             loaded, live, host=args.host, port=args.port,
             authenticate=token_authenticator(getattr(args, "users", None)),
             allowed_origins=tuple(getattr(args, "allow_origin", None) or ()),
+            tls=tls, allowed_hosts=names,
+            on_started=lambda server: _announce_web(server, args, tls),
         )  # fmt: skip
     except MissingThree as exc:
         print(f"error: the web view needs three.js from npm: {exc}\n"
@@ -374,6 +453,12 @@ def cmd_audit(args) -> int:
     return EXIT_OK
 
 
+def cmd_alarms(args) -> int:
+    from twinview.cli.alarms import run_alarms_cli
+
+    return run_alarms_cli(args)
+
+
 def cmd_users(args) -> int:
     import getpass
 
@@ -436,6 +521,17 @@ def _add_web_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", metavar="TOML", help="users file whose API tokens may actuate from the web")
     p.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                    help="another origin allowed to connect (e.g. where an export-xr bundle is hosted)")
+    p.add_argument("--allow-host", action="append", metavar="NAME",
+                   help="another host name the server answers to (e.g. a DNS alias); others are refused. "
+                        "'*' allows any (only behind a proxy that checks)")
+    p.add_argument("--tls", action="store_true",
+                   help="serve HTTPS and WSS (headsets need it): with --tls-cert/--tls-key, or a certificate "
+                        "from a local CA made once for this machine's names (trust it via /trust.html)")
+    p.add_argument("--tls-cert", metavar="PEM", help="server certificate (chain) for --tls")
+    p.add_argument("--tls-key", metavar="PEM", help="its private key")
+    p.add_argument("--new-ca", action="store_true", help="with --tls: make a new local CA (headsets must trust it again)")
+    p.add_argument("--qr", action=argparse.BooleanOptionalAction, default=None,
+                   help="print the address as a QR code (default: when the output is a terminal)")
 
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
@@ -451,6 +547,10 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audit", metavar="JSONL", help="command audit log (default: per site under ~/.local/state/twinview)")
     p.add_argument("--store", metavar="PATH", help="history store: a folder or postgresql://... (default: per site)")
     p.add_argument("--no-record", action="store_true", help="do not record into the history store")
+    p.add_argument("--alarm-store", metavar="JSONL",
+                   help="alarm state and history journal (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--alarm-webhook", action="append", metavar="SEVERITY=URL",
+                   help="POST changes of alarms of this severity to URL (repeat for more severities)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -562,6 +662,25 @@ def build_parser() -> argparse.ArgumentParser:
     from twinview.history.cli import add_history_parser  # twinview history: recorded samples (self-contained)
 
     add_history_parser(sub)
+    p = sub.add_parser("alarms", help="list, acknowledge, shelve and report alarms",
+                       usage="twinview alarms [list|ack|shelve|unshelve|out-of-service|in-service|report] SITE [ALARM_ID] [options]")
+    p.add_argument("words", nargs="+", metavar="[ACTION] SITE [ALARM_ID]",
+                   help="list (default), ack, shelve, unshelve, out-of-service, in-service or report; the site folder; "
+                        "the alarm id (DEVICE/NAME)")
+    p.add_argument("--store", metavar="JSONL", help="alarm journal (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--active", action="store_true", help="only alarms whose condition is active")
+    p.add_argument("--all", action="store_true", help="every configured alarm, normal ones too")
+    p.add_argument("--json", action="store_true", help="one JSON object per alarm (report: one object)")
+    p.add_argument("--user", help="user name (password from $TWINVIEW_PASSWORD)")
+    p.add_argument("--token", help="API token (default $TWINVIEW_TOKEN)")
+    p.add_argument("--users", metavar="TOML", help="users file (default $TWINVIEW_USERS or ~/.config/twinview/users.toml)")
+    p.add_argument("--audit", metavar="JSONL", help="audit log (default: per site under ~/.local/state/twinview)")
+    p.add_argument("--for", dest="duration", metavar="DURATION", help="shelve: for how long, e.g. 30m, 2h")
+    p.add_argument("--reason", help="shelve: why (required); out-of-service: why")
+    p.add_argument("--comment", help="ack: a comment for the audit log")
+    p.add_argument("--since", help="report: the period, e.g. 24h, 7d, 2026-11-01 (default 7d)")
+    p.epilog = "exit codes: 0 done, 2 bad usage, 3 site problem, 10 refused, 14 authentication failed"
+    p.set_defaults(func=cmd_alarms)
 
     p = sub.add_parser("users", help="manage the local users file (roles, passwords, API tokens)")
     p.add_argument("action", choices=("list", "add", "passwd", "role", "remove", "token"))
@@ -583,22 +702,73 @@ def build_parser() -> argparse.ArgumentParser:
     p.epilog = "exit codes: 0 ok, 2 bad usage, 3 site problem, 4 a source could not be reached"
     p.set_defaults(func=cmd_state)
 
+    from twinview.cli.detect import add_parser as add_detect_parser
+
+    add_detect_parser(sub)
+
     p = sub.add_parser("bench", help="measure load, frame, memory and ingest figures; prints a table")
     p.add_argument("--devices", default="1000,20000", help="comma-separated site sizes (default 1000,20000)")
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--size", type=parse_size, default=(640, 360), metavar="WxH")
-    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, web, faults")
+    p.add_argument("--only", default="", help="comma-separated sections: scene, ingest, pipeline, alarms, web, faults, history, detect")
     p.set_defaults(func=cmd_bench)
     return parser
 
 
+def _runtime_dir_ok(path: str | None) -> bool:
+    """XDG's rules for a runtime dir: an existing directory of ours that nobody else can enter."""
+    if not path or not os.path.isabs(path):
+        return False
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    import stat
+
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def ensure_runtime_dir() -> None:
+    """Give graphics libraries a valid XDG_RUNTIME_DIR before wgpu loads.
+
+    Without one (containers, su, cron, CI), the Vulkan drivers print "error: XDG_RUNTIME_DIR is
+    invalid or not set" on every successful render: a user must never see a spurious error.
+    """
+    if not hasattr(os, "getuid") or _runtime_dir_ok(os.environ.get("XDG_RUNTIME_DIR")):
+        return
+    import tempfile
+
+    path = os.path.join(tempfile.gettempdir(), f"twinview-runtime-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return
+    if not _runtime_dir_ok(path):  # someone else's, or loosened: make a fresh private one
+        try:
+            path = tempfile.mkdtemp(prefix="twinview-runtime-")
+        except OSError:
+            return
+    os.environ["XDG_RUNTIME_DIR"] = path
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYGFX_DEFAULT_PPAA", "default")
+    ensure_runtime_dir()
     parser = build_parser()
     args = parser.parse_args(argv)
     from twinview.cli.logs import configure
 
     configure(args.verbose, args.log_format)
+    if getattr(args, "alarm_webhook", None):
+        from twinview.connectors.webhook.alarms import parse_webhooks
+
+        try:
+            parse_webhooks(args.alarm_webhook)
+        except ValueError as exc:
+            print(f"error: --alarm-webhook: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         return args.func(args)
     except ModuleNotFoundError as exc:

@@ -87,4 +87,31 @@ def runtime_from_args(loaded: LoadedSite, args: Any) -> Runtime:
     transport, principal = command_transport_from_args(loaded, runtime.connectors, args)
     if transport is not None:
         runtime.enable_commands(transport, principal, getattr(args, "audit", None))
+    enable_alarms_from_args(runtime, args)
     return runtime
+
+
+def enable_alarms_from_args(runtime: Runtime, args: Any) -> Any:
+    """The runtime evaluates the site's alarms wherever it runs; state and history in the site's alarm journal."""
+    from twinview.twin.alarms import default_store_path
+    from twinview.twin.audit import default_audit_path
+
+    store = getattr(args, "alarm_store", None) or default_store_path(runtime.site.name)
+    audit = getattr(args, "audit", None) or default_audit_path(runtime.site.name)
+    engine = runtime.enable_alarms(store, audit)
+    mqtt_url = getattr(args, "mqtt", None)
+    if mqtt_url:  # active alarms as retained JSON under {prefix}/_alarms/... for other systems
+        from twinview.connectors.mqtt.alarms import MqttAlarmPublisher
+
+        publisher = MqttAlarmPublisher(runtime, mqtt_url, runtime.site.topic_prefix, ca_file=getattr(args, "ca", None),
+                                       cert_file=getattr(args, "cert", None), key_file=getattr(args, "key", None))  # fmt: skip
+        runtime.on_stop(publisher.stop)
+        publisher.start()
+    hooks = getattr(args, "alarm_webhook", None)
+    if hooks:
+        from twinview.connectors.webhook.alarms import AlarmWebhook, parse_webhooks
+
+        webhook = AlarmWebhook(runtime, parse_webhooks(hooks))
+        runtime.on_stop(webhook.stop)
+        webhook.start()
+    return engine

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from twinview.twin.events import DevicesChanged, StateReset
+from twinview.twin.events import AlarmsChanged, DevicesChanged, StateReset
 from twinview.twin.runtime import Runtime
 
 from .view import SiteView
@@ -26,9 +26,13 @@ class SceneBinding:
         view.bind_motions(looks.motion_start)
         if view.labels is not None:
             view.labels.text_of = looks.label
+            # Labels of devices that are offline, bad, in alarm or stale are the last to yield.
+            view.labels.flags_of = lambda devices: looks.flags[devices]
         runtime.events.subscribe(DevicesChanged, self._on_changed, owner=self)
         runtime.events.subscribe(StateReset, self._on_reset, owner=self)
+        runtime.events.subscribe(AlarmsChanged, self._on_alarms, owner=self)
         self.paint(np.arange(len(runtime.site.devices)))
+        self._on_alarms(None)
 
     def paint(self, devices: np.ndarray, motions: np.ndarray | None = None) -> None:
         """Write the looks of `devices` (and the given motion entries; default: all) to the view."""
@@ -46,6 +50,11 @@ class SceneBinding:
 
     def _on_changed(self, event: DevicesChanged) -> None:
         self.paint(event.devices, event.motions)
+
+    def _on_alarms(self, event: AlarmsChanged | None) -> None:
+        engine = self.runtime.alarms
+        if engine is not None:
+            self.view.badges.set_counts(engine.area_counts())
 
     def _on_reset(self, event: StateReset) -> None:
         self.paint(np.arange(len(self.runtime.site.devices)))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twinview.site import LoadedSite, find_part
+from twinview.site import LoadedSite, find_part, node_owners
 from twinview.site.manifest import MotionOverlay
 
 NO_DEVICE = -1
@@ -73,7 +73,6 @@ def _subset(g: SiteGeometry, keep: np.ndarray, per_vertex: np.ndarray) -> MeshAr
 
 def build_site_geometry(loaded: LoadedSite) -> SiteGeometry:
     site, model = loaded.site, loaded.model
-    node_part: dict[str, int] = {}
     part_rows: list[np.ndarray] = []
     device_of_part: list[int] = []
     motion_parts: list[tuple[int, int, MotionOverlay]] = []
@@ -89,12 +88,15 @@ def build_site_geometry(loaded: LoadedSite) -> SiteGeometry:
         return len(part_rows) - 1
 
     scenery = new_part(NO_DEVICE)
+    owners = node_owners(site, model)  # nested devices: the innermost owns its subtree
+    body_of: dict[int, int] = {}
     for d_index, device in enumerate(site.devices):
-        if device.node not in model.nodes:
+        if device.node in model.nodes:
+            body_of[d_index] = new_part(d_index)
+    node_part: dict[str, int] = {node: body_of[d] for node, d in owners.items()}
+    for d_index, device in enumerate(site.devices):
+        if d_index not in body_of:
             continue
-        body = new_part(d_index)
-        for node in model.descendants(device.node):
-            node_part.setdefault(node, body)
         for motion in device.motions:
             name = find_part(model, device.node, motion.node)
             if name is None:
@@ -106,7 +108,8 @@ def build_site_geometry(loaded: LoadedSite) -> SiteGeometry:
             part = new_part(d_index, world[:3, 3], MOTION_KINDS[motion.kind], axis)
             motion_parts.append((part, d_index, motion))
             for node in model.descendants(name):
-                node_part[node] = part
+                if owners.get(node) == d_index:  # a device nested below the moving part keeps its own
+                    node_part[node] = part
 
     chunks_pos, chunks_nrm, chunks_col, chunks_part, chunks_idx = [], [], [], [], []
     offset = 0

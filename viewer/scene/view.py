@@ -14,6 +14,7 @@ import pygfx as gfx
 
 from twinview.site import LoadedSite
 
+from .alarm_badges import AreaBadges
 from .labels import LabelLayer
 from .site_geometry import MOTION_KINDS, SiteGeometry, build_site_geometry
 from .site_object import (
@@ -34,19 +35,33 @@ MODE_BACKGROUNDS = {"live": (BACKGROUND_TOP, BACKGROUND_BOTTOM), "past": ("#f3e2
                     "simulation": ("#e6dcf3", "#9b86bf")}
 
 
-def frame_site(camera: gfx.PerspectiveCamera, bounds: np.ndarray, site=None) -> None:
-    """Place a camera to show `bounds`: the site's manifest camera if given, else an elevated 3/4 view."""
-    lo, hi = bounds
+def frame_site(camera: gfx.PerspectiveCamera, bounds: np.ndarray, site=None, margin: float = 0.9) -> None:
+    """Place a camera to show `bounds`: the site's manifest camera if given, else an elevated 3/4 view
+    from just far enough that every corner of the bounds is inside the picture (with a margin)."""
+    lo, hi = np.asarray(bounds, np.float64)
     center = (lo + hi) / 2
     radius = float(np.linalg.norm(hi - lo)) / 2 or 1.0
-    camera.depth_range = (radius / 200, radius * 20)
     if site is not None and site.camera_position and site.camera_target:
+        far = float(np.linalg.norm(np.asarray(site.camera_position) - center)) + radius
+        camera.depth_range = (radius / 200, max(radius * 20, far * 1.5))
         camera.local.position = site.camera_position
         camera.show_pos(site.camera_target)
         return
     direction = np.array([0.9, 0.75, 1.1])
     direction /= np.linalg.norm(direction)
-    distance = radius / np.tan(np.radians(camera.fov) / 2) * 0.9
+    right = np.cross(-direction, (0.0, 1.0, 0.0))
+    right /= np.linalg.norm(right)
+    up = np.cross(right, -direction)
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]) - center
+    toward = corners @ direction  # how far each corner stands out toward the camera
+    # pygfx's fov spans the mean of the view's width and height, not its height.
+    aspect = max(float(camera.aspect), 1e-3)
+    tan_v = np.tan(np.radians(camera.fov) / 2) * 2 / (1 + aspect) * margin
+    tan_h = tan_v * aspect
+    # A corner fits when its offset across the view is within the frustum at its own depth (distance - toward).
+    distance = float(max((toward + np.abs(corners @ up) / tan_v).max(), (toward + np.abs(corners @ right) / tan_h).max()))
+    distance = max(distance, float(toward.max()) + radius * 0.1, radius * 0.5)
+    camera.depth_range = (radius / 200, max(radius * 20, (distance + radius) * 1.5))
     camera.local.position = tuple(center + direction * distance)
     camera.show_pos(tuple(center))
 
@@ -76,7 +91,9 @@ class SiteView:
         labelled = [i for i, d in enumerate(self.site.devices) if d.label is not None]
         self.labels = LabelLayer(self.geometry.device_bounds, labelled) if labelled else None
         if self.labels is not None:
-            self.scene.add(self.labels.object)
+            self.scene.add(self.labels.object, self.labels.counter)
+        self.badges = AreaBadges(self.geometry.device_bounds, [d.area for d in self.site.devices], self.geometry.bounds)
+        self.scene.add(self.badges.object)
         self.camera = gfx.PerspectiveCamera(45, 16 / 9)
         self.camera.world.reference_up = (0, 1, 0)
         self.fit()
@@ -166,8 +183,12 @@ class SiteView:
 
     def before_render(self, size: tuple[int, int]) -> None:
         """Per-frame view upkeep that depends on the camera (which labels fit on screen)."""
+        # The renderer tells the camera the view size only while rendering: tell it first, so the
+        # labels are placed with this frame's projection (the first frame too).
+        self.camera.set_view_size(*size)
         if self.labels is not None:
             self.labels.update_visible(self.camera, size, priority=self.selected)
+        self.badges.update(self.camera)
 
     def flags(self, index: int) -> int:
         return int(self.devices.data[index, 1, 0])

@@ -113,6 +113,7 @@ class Device:
     label: LabelOverlay | None = None
     commands: tuple[CommandSpec, ...] = ()
     availability_topic: str = ""
+    alarms: tuple[dict, ...] = ()  # alarm rule tables (type's, then device's); checked by twinview.twin.alarms.rules
 
     def point(self, point_id: str) -> PointSpec | None:
         return next((p for p in self.points if p.id == point_id), None)
@@ -129,6 +130,8 @@ class Site:
     stale_factor: float = 3.0
     camera_position: tuple[float, float, float] | None = None
     camera_target: tuple[float, float, float] | None = None
+    scenery: tuple[str, ...] = ()  # glob patterns of model nodes that are scenery (with what is below them)
+    alarm_settings: dict = field(default_factory=dict)  # [site.alarms]: chatter and flood limits
 
     @property
     def manifest_path(self) -> Path:
@@ -155,6 +158,8 @@ _SITE = {
     "description": s.Field(s.text, default=""),
     "stale_factor": s.Field(s.positive, default=3.0),
     "camera": s.Field(s.passthrough),
+    "scenery": s.Field(s.string_list, default=()),
+    "alarms": s.Field(s.passthrough),
 }
 _CAMERA = {"position": s.Field(s.vector3, required=True), "target": s.Field(s.vector3, required=True)}
 _POINT = {
@@ -216,6 +221,7 @@ _TYPE = {
     "points": s.Field(s.passthrough),
     "overlays": s.Field(s.passthrough),
     "commands": s.Field(s.passthrough),
+    "alarms": s.Field(s.passthrough),
 }
 _DEVICE = {
     "id": s.Field(s.identifier, required=True),
@@ -227,8 +233,10 @@ _DEVICE = {
     "points": s.Field(s.passthrough),
     "overlays": s.Field(s.passthrough),
     "commands": s.Field(s.passthrough),
+    "alarms": s.Field(s.passthrough),
 }
 _TOP = {
+    "scenery": s.Field(s.string_list, default=()),  # also accepted in [site]; top level must precede [site]
     "site": s.Field(s.passthrough, required=True),
     "types": s.Field(s.passthrough, default={}),
     "devices": s.Field(s.passthrough, default=[]),
@@ -262,6 +270,8 @@ def load_manifest(site_dir: str | Path) -> tuple[Site, list]:
         raise SiteError(f"manifest is not UTF-8 text ({exc.reason} at byte {exc.start})", str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise SiteError(f"manifest is not valid TOML: {exc}", str(path)) from None
+    except RecursionError:
+        raise SiteError("manifest is not valid TOML: arrays or tables nested too deeply to read", str(path)) from None
 
     site = _parse(data, root.resolve(), report)
     if report.errors:
@@ -293,6 +303,7 @@ def _parse(data: dict, root: Path, report: s.Report) -> Site | None:
             "points": s.check_list(t["points"], f"{where}.points", lambda v, w: s.check_table(v, w, _POINT, report), report),
             "overlays": s.check_list(t["overlays"], f"{where}.overlays", lambda v, w: s.check_table(v, w, _OVERLAY, report), report),
             "commands": s.check_list(t["commands"], f"{where}.commands", lambda v, w: _command(v, w, report), report),
+            "alarms": _alarm_tables(t["alarms"], f"{where}.alarms", report),
         }
 
     devices: list[Device] = []
@@ -320,6 +331,18 @@ def _parse(data: dict, root: Path, report: s.Report) -> Site | None:
         if device is not None:
             devices.append(device)
 
+    scenery = tuple(top.get("scenery") or ()) + tuple(head.get("scenery") or ())
+    for k, pattern in enumerate(scenery):
+        if not pattern.strip():
+            report.error(f"scenery[{k}]", "is empty: a glob pattern of model node names, e.g. \"Building*\"")
+    if not raw_devices and not report.errors:
+        report.warning("devices", "the site has no devices: nothing in the model shows live data "
+                       "(add [[devices]] entries that name model nodes)")
+
+    alarm_settings = head.get("alarms")
+    if alarm_settings is not None and not isinstance(alarm_settings, dict):
+        report.error("site.alarms", "expected a table (chatter_per_minute, flood_count, flood_window)")
+        alarm_settings = None
     if not head or head.get("model") is None:
         return None
     return Site(
@@ -332,6 +355,8 @@ def _parse(data: dict, root: Path, report: s.Report) -> Site | None:
         stale_factor=stale_factor,
         camera_position=camera["position"] if camera else None,
         camera_target=camera["target"] if camera else None,
+        scenery=scenery,
+        alarm_settings=dict(alarm_settings or {}),
     )
 
 
@@ -362,15 +387,18 @@ def _device(d: dict, types: dict, prefix: str, where: str, report: s.Report) -> 
     if d["type"] is not None and base is None:
         report.error(f"{where}.type", f"unknown device type {type_name!r} (defined: {', '.join(sorted(types)) or 'none'})")
         base = None
-    base = base or {"label": "", "points": [], "overlays": [], "commands": []}
+    base = base or {"label": "", "points": [], "overlays": [], "commands": [], "alarms": []}
 
     points: dict[str, dict] = {p["id"]: p for p in base["points"] if p["id"]}
     for p in s.check_list(d["points"], f"{where}.points", lambda v, w: s.check_table(v, w, _POINT, report), report):
         if p["id"]:
             points[p["id"]] = p
-    overlays = list(base["overlays"]) + s.check_list(
-        d["overlays"], f"{where}.overlays", lambda v, w: s.check_table(v, w, _OVERLAY, report), report
-    )
+    # Each overlay with where it was written: a type's overlay is the type's to fix, said once for all its devices.
+    overlays = [(f"types.{type_name}.overlays[{j}]", o) for j, o in enumerate(base["overlays"])]
+    overlays += [
+        (f"{where}.overlays[{j}]", o)
+        for j, o in enumerate(s.check_list(d["overlays"], f"{where}.overlays", lambda v, w: s.check_table(v, w, _OVERLAY, report), report))
+    ]
     commands = {c["name"]: c for c in base["commands"] if c["name"]}
     for c in s.check_list(d["commands"], f"{where}.commands", lambda v, w: _command(v, w, report), report):
         if c["name"]:
@@ -389,8 +417,8 @@ def _device(d: dict, types: dict, prefix: str, where: str, report: s.Report) -> 
     color = None
     motions = []
     label = None
-    for j, o in enumerate(overlays):
-        ow = f"{where}.overlays[{j}]"
+    for ow, o in overlays:
+        bad = getattr(o, "invalid", frozenset())  # fields already reported as wrong: not blamed again as missing
         refs = list(o["points"] or ()) + ([o["point"]] if o["point"] else [])
         for ref in refs:
             if ref not in point_ids:
@@ -398,16 +426,18 @@ def _device(d: dict, types: dict, prefix: str, where: str, report: s.Report) -> 
         kind = o["kind"]
         if kind == "color":
             if not o["point"]:
-                report.error(f"{ow}.point", "is required for a colour overlay")
+                if "point" not in bad:
+                    report.error(f"{ow}.point", "is required for a colour overlay")
                 continue
-            if not (o["map"] or o["stops"] or o["states"]):
+            if not (o["map"] or o["stops"] or o["states"]) and not bad & {"map", "stops", "states"}:
                 report.error(ow, "a colour overlay needs map (with range), stops or states")
-            if o["map"] and not o["range"]:
+            if o["map"] and not o["range"] and "range" not in bad:
                 report.error(f"{ow}.range", "is required with map")
             color = ColorOverlay(o["point"], o["map"], o["range"], o["stops"] or (), o["states"] or {})
         elif kind in ("rotate", "translate", "scale"):
             if not o["point"] or not o["node"]:
-                report.error(ow, f"a {kind} overlay needs point and node")
+                if not bad & {"point", "node"}:
+                    report.error(ow, f"a {kind} overlay needs point and node")
                 continue
             motions.append(
                 MotionOverlay(kind, o["point"], o["node"], o["axis"], o["range"] or (0.0, 1.0), o["to"] or (0.0, 1.0))
@@ -415,7 +445,8 @@ def _device(d: dict, types: dict, prefix: str, where: str, report: s.Report) -> 
         elif kind == "label":
             pts = tuple(o["points"] or ((o["point"],) if o["point"] else ()))
             if not pts:
-                report.error(ow, "a label overlay needs points")
+                if not bad & {"points", "point"}:
+                    report.error(ow, "a label overlay needs points")
                 continue
             label = LabelOverlay(pts, o["format"])
 
@@ -438,4 +469,15 @@ def _device(d: dict, types: dict, prefix: str, where: str, report: s.Report) -> 
         label=label,
         commands=tuple(cmds),
         availability_topic=f"{prefix}/{device_id}/availability".lstrip("/"),
+        alarms=tuple(base["alarms"]) + tuple(_alarm_tables(d["alarms"], f"{where}.alarms", report)),
     )
+
+
+def _alarm_tables(raw: Any, where: str, report: s.Report) -> list[dict]:
+    """Alarm rules as raw tables; their fields are checked by twinview.twin.alarms.rules (`twinview check`)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        report.error(where, "expected an array of tables ([[...alarms]] or alarms = [{ ... }])")
+        return []
+    return [dict(r, _where=f"{where}[{i}]") for i, r in enumerate(raw)]

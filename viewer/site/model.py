@@ -7,7 +7,6 @@ silently accepts (empty or inconsistent geometry) becomes one ModelError.
 
 from __future__ import annotations
 
-import json
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from urllib.parse import unquote
 import numpy as np
 
 from .errors import ModelError
+from .gltf_check import GltfInvalid, check_structure, read_document
 
 SUPPORTED = (".glb", ".gltf", ".obj", ".stl", ".ply")
 MAX_MODEL_BYTES = 512 * 1024 * 1024
@@ -104,12 +104,22 @@ def load_model(path: str | Path, site_root: str | Path, progress: Progress | Non
         raise ModelError("model file is empty", name)
 
     if suffix in (".gltf", ".glb"):
-        _check_gltf_references(path, root, name)
+        _check_gltf(path, root, name)
 
     report("reading", 0.0)
     scene = _trimesh_load(path, root, name)
     report("reading", 1.0)
-    return _to_nodes(scene, path, name, report)
+    try:
+        return _to_nodes(scene, path, name, report)
+    except ModelError:
+        raise
+    except Exception as exc:  # trimesh's scene graph raises its own errors for graphs it cannot walk
+        raise ModelError(f"cannot place the model's nodes ({type(exc).__name__}): {_first_line(exc)}", name) from None
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 def _check_inside(path: Path, root: Path, name: str) -> None:
@@ -119,14 +129,25 @@ def _check_inside(path: Path, root: Path, name: str) -> None:
         raise ModelError(f"model path escapes the site folder ({root})", name) from None
 
 
-def _check_gltf_references(path: Path, root: Path, name: str) -> None:
-    """Refuse external references that leave the site folder or point at the network."""
+def _check_gltf(path: Path, root: Path, name: str) -> None:
+    """Refuse external references that leave the site folder or point at the network, then check
+    the document's structure (node graph, accessors against buffers) before trimesh trusts it."""
     try:
-        doc = _read_gltf_json(path)
+        doc, bin_chunk = read_document(path)
+    except RecursionError:
+        raise ModelError("not a valid glTF file: its JSON is nested too deeply to read", name) from None
     except (ValueError, UnicodeDecodeError, struct.error) as exc:
         raise ModelError(f"not a valid glTF file: {exc}", name) from None
     if not isinstance(doc, dict):
         raise ModelError("not a valid glTF file: top level is not a JSON object", name)
+    _check_gltf_references(doc, path, root, name)
+    try:
+        check_structure(doc, path, bin_chunk)
+    except GltfInvalid as exc:
+        raise ModelError(f"not a valid glTF file: {exc}", name) from None
+
+
+def _check_gltf_references(doc: dict, path: Path, root: Path, name: str) -> None:
     for kind in ("buffers", "images"):
         entries = doc.get(kind) or []
         if not isinstance(entries, list):
@@ -151,23 +172,6 @@ def _check_gltf_references(path: Path, root: Path, name: str) -> None:
                 raise ModelError(f"{kind}[{i}] refers to {uri!r}, which does not exist", name)
 
 
-def _read_gltf_json(path: Path) -> object:
-    data = path.read_bytes()
-    if path.suffix.lower() == ".gltf":
-        return json.loads(data.decode("utf-8"))
-    if len(data) < 20 or data[:4] != b"glTF":
-        raise ValueError("missing GLB header")
-    version, length = struct.unpack_from("<II", data, 4)
-    if version != 2:
-        raise ValueError(f"GLB version {version}, expected 2")
-    if length != len(data):
-        raise ValueError(f"GLB header says {length} bytes, file has {len(data)}")
-    chunk_len, chunk_type = struct.unpack_from("<II", data, 12)
-    if chunk_type != 0x4E4F534A or 20 + chunk_len > len(data):
-        raise ValueError("first GLB chunk is not a complete JSON chunk")
-    return json.loads(data[20 : 20 + chunk_len].decode("utf-8"))
-
-
 def _trimesh_load(path: Path, root: Path, name: str):
     import trimesh
     from PIL import Image
@@ -182,8 +186,7 @@ def _trimesh_load(path: Path, root: Path, name: str):
     except ModelError:
         raise
     except Exception as exc:  # trimesh raises many unrelated types for broken files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot read model ({type(exc).__name__}): {detail[:300]}", name) from None
+        raise ModelError(f"cannot read model ({type(exc).__name__}): {_first_line(exc)}", name) from None
     return scene
 
 

@@ -26,29 +26,43 @@ class Field:
 
 
 class Report:
-    """Collects problems for one file."""
+    """Collects problems for one file; the same problem at the same place is said once."""
 
     def __init__(self, file: str):
         self.file = file
         self.problems: list[Problem] = []
+        self._seen: set[Problem] = set()
+
+    def _add(self, problem: Problem) -> None:
+        if problem not in self._seen:
+            self._seen.add(problem)
+            self.problems.append(problem)
 
     def error(self, where: str, message: str) -> None:
-        self.problems.append(Problem(self.file, where, message))
+        self._add(Problem(self.file, where, message))
 
     def warning(self, where: str, message: str) -> None:
-        self.problems.append(Problem(self.file, where, message, "warning"))
+        self._add(Problem(self.file, where, message, "warning"))
 
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
 
 
-def check_table(data: Any, where: str, fields: dict[str, Field], report: Report) -> dict[str, Any] | None:
+class Cleaned(dict):
+    """A checked table's values; `invalid` names the keys that were present but wrong (already
+    reported, and set to their default), so later checks do not blame their absence."""
+
+    invalid: frozenset[str] = frozenset()
+
+
+def check_table(data: Any, where: str, fields: dict[str, Field], report: Report) -> Cleaned | None:
     """Check one table against its fields; None when it is not a table at all."""
     if not isinstance(data, dict):
         report.error(where, f"expected a table, got {_describe(data)}")
         return None
-    out: dict[str, Any] = {}
+    out = Cleaned()
+    invalid: set[str] = set()
     for key in data:
         if key not in fields:
             known = ", ".join(sorted(fields))
@@ -65,6 +79,8 @@ def check_table(data: Any, where: str, fields: dict[str, Field], report: Report)
         except ValueError as exc:
             report.error(_join(where, key), f"{exc}, got {_describe(value)}")
             out[key] = field.default
+            invalid.add(key)
+    out.invalid = frozenset(invalid)
     return out
 
 

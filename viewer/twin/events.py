@@ -69,6 +69,15 @@ class CommandChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class AlarmsChanged:
+    """Alarms moved in their lifecycle (activated, cleared, acknowledged, shelved, ...) or a flood began or ended."""
+
+    now: float
+    alarms: tuple[dict[str, Any], ...]  # each changed alarm's public state (AlarmEngine.describe)
+    floods: tuple[dict[str, Any], ...] = ()  # every area in flood now: area, since, count, first_out
+
+
+@dataclass(frozen=True, slots=True)
 class StateReset:
     """Every device's look changed at once (the twin was rebuilt, or jumped in time)."""
 

@@ -31,6 +31,8 @@ _POINT_FLAGS[BAD] = DeviceFlag.BAD
 _ALARM = np.uint32(DeviceFlag.ALARM)
 _OFFLINE = np.uint32(DeviceFlag.OFFLINE)
 _PENDING = np.uint32(DeviceFlag.PENDING)
+_LEGACY_ALARM = np.uint32(DeviceFlag.ALARM | DeviceFlag.ALARM_UNACK | DeviceFlag.ALARM_SEV_LO | DeviceFlag.ALARM_SEV_HI)
+_ALARM_BITS = np.uint32(DeviceFlag.ALARM | DeviceFlag.ALARM_UNACK | DeviceFlag.ALARM_SEV_LO | DeviceFlag.ALARM_SEV_HI)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,9 @@ class Looks:
         self.rgba = np.zeros((n, 4), np.float32)
         self.flags = np.zeros(n, np.uint32)
         self.pending = np.zeros(n, bool)  # a command is in flight (set by the runtime)
+        # Alarm flag bits per device from an alarm engine (ALARM, ALARM_UNACK, severity); None: the
+        # simple rule, ALARM while a point's last value is outside its band or in an alarm state.
+        self.alarm_bits: np.ndarray | None = None
         groups: dict[tuple[int, str], _ColorGroup] = {}
         self._group_of = np.full(n, -1, np.int64)
         motion_rows: list[int] = []
@@ -157,10 +162,14 @@ class Looks:
         with_points = devices[has_points]
         if with_points.size:
             rows, offsets = table.rows_of(with_points)
-            bits = _POINT_FLAGS[state.quality[rows]] | np.where(state.alarm[rows], _ALARM, np.uint32(0))
+            bits = _POINT_FLAGS[state.quality[rows]]
+            if self.alarm_bits is None:  # the simple rule looks like an unacknowledged critical alarm
+                bits = bits | np.where(state.alarm[rows], _LEGACY_ALARM, np.uint32(0))
             flags[has_points] = np.bitwise_or.reduceat(bits, offsets)
+        if self.alarm_bits is not None:
+            flags |= self.alarm_bits[devices]
         offline = state.offline[devices]
-        flags = np.where(offline, _OFFLINE | (flags & _ALARM), flags)
+        flags = np.where(offline, _OFFLINE | (flags & _ALARM_BITS), flags)
         flags |= np.where(self.pending[devices], _PENDING, np.uint32(0))
         self.flags[devices] = flags
 

@@ -37,7 +37,7 @@ from .events import (
 )
 from .inbox import Inbox
 from .looks import Looks
-from .samples import Event, LinkState, Sample, SampleBatch
+from .samples import Event, LinkState
 from .state import TwinState
 from .vocabulary import DeviceFlag
 
@@ -54,6 +54,15 @@ class Source(Protocol):
     def start(self, sink: Callable[[Event], None]) -> None: ...
 
     def stop(self) -> None: ...
+
+
+class Evaluator(Protocol):
+    """Work the runtime does inside step(): `evaluate` gets the clock's now and the changed point rows,
+    returns the devices whose look must be re-evaluated; `next_due` says when time alone changes something."""
+
+    def evaluate(self, now: float, rows: np.ndarray) -> np.ndarray: ...
+
+    def next_due(self) -> float: ...
 
 
 @dataclass
@@ -111,6 +120,9 @@ class Runtime:
         self.principal: Any = None  # who acts from a local view (None: look only until signed in)
         self.mode = "live"  # "live", "past" (time travel) or "simulation" (what-if): every view says which
         self.recorder: Any = None  # what records this runtime into the history store, if anything
+        self.evaluators: list[Evaluator] = []  # called inside step() with the rows that changed (alarms)
+        self.alarms: Any = None  # AlarmEngine, once alarms are enabled
+        self._on_stop: list[Callable[[], None]] = []  # subscribers with a connection of their own (alarm publishers)
         self.wake: Callable[[], None] | None = None  # asked for a step when data arrives (e.g. request_draw)
         self._woken = False
         self._thread: int | None = None
@@ -142,6 +154,31 @@ class Runtime:
         self.principal = principal
         return self.commands
 
+    def on_stop(self, fn: Callable[[], None]) -> None:
+        """Call fn when the runtime stops (before the alarm engine and the connectors)."""
+        self._on_stop.append(fn)
+
+    def add_evaluator(self, evaluator: Evaluator) -> None:
+        """Something evaluated inside every step() (after samples and timers, before looks): alarms."""
+        self.evaluators.append(evaluator)
+
+    def enable_alarms(self, store: Any = None, audit_path: Any = None) -> Any:
+        """Evaluate the manifest's alarm rules in every step (twinview.twin.alarms); returns the AlarmEngine.
+
+        store: an AlarmStore, a journal path, or None for no persistence. Acknowledging and
+        shelving are audited in the command service's log, else in `audit_path`'s.
+        """
+        from .alarms import AlarmEngine, open_store
+        from .audit import AuditLog
+
+        audit = getattr(self.commands, "audit", None)
+        if audit is None and audit_path is not None:
+            audit = audit_path if isinstance(audit_path, AuditLog) else AuditLog(audit_path)
+        self.alarms = AlarmEngine(self, open_store(store), audit)
+        self.add_evaluator(self.alarms)
+        self.looks.evaluate(np.arange(len(self.site.devices)))  # alarms restored from the store show at once
+        return self.alarms
+
     def submit(self, event: Event, connector: str = "") -> None:
         """Hand the runtime an event from any thread (tests, tools); connectors use their own inbox."""
         for name, inbox in self._inboxes:
@@ -162,6 +199,11 @@ class Runtime:
 
     def stop(self) -> None:
         """Stop the command service, its transport and every connector (each failure logged)."""
+        for fn in self._on_stop:
+            _quietly(fn, getattr(fn, "__qualname__", "a subscriber"))
+        self._on_stop.clear()
+        if self.alarms is not None:
+            _quietly(self.alarms.close, "alarm engine")
         if self.commands is not None:
             _quietly(self.commands.close, "command service")
         stop_transport = getattr(self.command_transport, "stop", None)
@@ -214,11 +256,12 @@ class Runtime:
             self.stats.samples_applied += state.samples - before
             if rows.size:
                 changed_points.append(rows)
-            if wants_samples:
-                applied.extend(_good_samples(state, events))
             for ev in events:
                 if type(ev) is LinkState:
                     self.events.publish(LinkChanged(now, ev.connector, ev.state, ev.detail))
+        taken = state.take_applied()
+        if taken is not None and wants_samples:
+            applied.append(taken)
         stale = state.tick(now)
         if stale.size:
             changed_points.append(stale)
@@ -226,6 +269,14 @@ class Runtime:
         changed_devices = self._poll_commands(now, changed_points)
         points = self._point_set.of(np.concatenate(changed_points)) if changed_points else _EMPTY
         devices = self._device_set.of(np.concatenate([state.table.device[points], changed_devices]))
+        for evaluator in self.evaluators:
+            try:
+                more = evaluator.evaluate(now, points)
+            except Exception as exc:  # counted and shown, never the end of the twin
+                self._count_error(f"evaluator {type(evaluator).__name__}: {type(exc).__name__}: {exc}")
+                continue
+            if more.size:
+                devices = np.union1d(devices, more)
         motions = self.looks.evaluate(devices) if devices.size else _EMPTY
         if applied:
             rows, values, times = (np.concatenate(a) for a in zip(*applied))
@@ -294,8 +345,12 @@ class Runtime:
 
     @property
     def needs_steps(self) -> bool:
-        """True while something changes with time alone: a blinking alarm or a command in flight."""
-        return bool(self._pending_devices) or bool((self.looks.flags & _ALARM_BIT).any())
+        """True while something changes with time alone: a blinking alarm, a command in flight, an alarm timer."""
+        blink = _UNACK_BIT if self.alarms is not None else _ALARM_BIT
+        if self._pending_devices or (self.looks.flags & blink).any():
+            return True
+        soon = self.clock.now() + 1.0  # a deadline further away is met by a later step (data keeps coming)
+        return any(e.next_due() <= soon for e in self.evaluators)
 
     def device_index(self, device_id: str) -> int | None:
         return self.state.table.device_index.get(device_id)
@@ -336,30 +391,7 @@ class Runtime:
 
 
 _ALARM_BIT = np.uint32(DeviceFlag.ALARM)
-
-
-def _good_samples(state: TwinState, events: list) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(rows, values, times) of every good sample in a drained batch, for SamplesApplied."""
-    out = []
-    rows: list[int] = []
-    values: list[float] = []
-    times: list[float] = []
-    table = state.table
-    for ev in events:
-        kind = type(ev)
-        if kind is SampleBatch:
-            src = np.asarray(ev.source_ts, np.float64)
-            out.append((np.asarray(ev.points, np.int64), np.asarray(ev.values, np.float64),
-                        np.where(np.isnan(src), ev.recv_ts, src)))  # fmt: skip
-        elif kind is Sample and ev.error is None:
-            row = table.index(ev.device, ev.point)
-            if row is not None:
-                rows.append(row)
-                values.append(table.to_float(row, ev.value))
-                times.append(ev.source_ts if ev.source_ts is not None else ev.recv_ts)
-    if rows:
-        out.append((np.asarray(rows, np.int64), np.asarray(values), np.asarray(times)))
-    return out
+_UNACK_BIT = np.uint32(DeviceFlag.ALARM_UNACK)
 
 
 class _Submitted:

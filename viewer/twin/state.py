@@ -163,6 +163,9 @@ class TwinState:
         self.last_errors: dict[int, str] = {}
         self.notes: dict[int, str] = {}  # point -> why it is STALE / odd (sparse)
         self._scratch = np.full(n, -1, np.int64)
+        self._best = np.full(n, -np.inf)
+        self._best_at = np.full(n, -1, np.int64)
+        self._applied: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, values, times) since the last take
         self._min_deadline = math.inf  # a lower bound of every GOOD point's deadline
         self._bound_exact = True  # the bound is some point's deadline (it has not moved since the last scan)
         self._last_scan = -math.inf
@@ -267,33 +270,52 @@ class TwinState:
         values = np.asarray(values, np.float64)
         recv = np.broadcast_to(np.asarray(recv, np.float64), rows.shape)
         src = np.broadcast_to(np.asarray(src, np.float64), rows.shape)
-        # Last write wins within the batch (scattered assignment keeps the last of repeated indices).
-        scratch = self._scratch
-        order = np.arange(rows.size)
-        scratch[rows] = order
-        keep = scratch[rows] == order
-        scratch[rows] = -1
-        if not keep.all():
-            superseded = rows[~keep]  # applied, then replaced within the same batch
-            self.samples += int(superseded.size)
-            np.add.at(self.updates, superseded, 1)
-            rows, values, recv, src = rows[keep], values[keep], recv[keep], src[keep]
         # Clock skew: never trust a time after the sample arrived; it would block every later reading.
         ahead = src > recv  # NaN source time: False
         if ahead.any():
             self.clock_skew += int(ahead.sum())
             src = np.where(ahead, recv, src)
-        # Out of order: older than what the point already shows, by the device's own clock.
-        cur = self.source_ts[rows]
-        late = src < cur  # NaN on either side compares False
+        # Each sample's time: the device's own, else its arrival. Out of order: older than what the
+        # point already shows, or than a newer sample of the same point earlier in this batch.
+        when = np.where(np.isnan(src), recv, src)
+        late = src < self.source_ts[rows]  # NaN on either side compares False
+        order = np.arange(rows.size)
+        scratch = self._scratch
+        if rows.size > 1:
+            best, at = self._best, self._best_at  # reusable marks, reset below: no per-batch O(site) work
+            if rows.size * 8 < self.table.size:  # few rows: one sorted pass
+                by = np.lexsort((order, when, rows))
+                r = rows[by]
+                pick = by[np.r_[r[1:] != r[:-1], True]]  # per point the newest, the last arrival among equals
+            else:
+                np.maximum.at(best, rows, when)
+                ties = when == best[rows]
+                scratch[rows[ties]] = order[ties]
+                pick = np.unique(scratch[rows[ties]])
+                scratch[rows] = -1
+            chosen = np.zeros(rows.size, bool)
+            chosen[pick] = True
+            best[rows[pick]] = when[pick]
+            at[rows[pick]] = pick
+            late |= (when < best[rows]) & (order > at[rows])  # arrived after a newer one of its point
+            best[rows] = -np.inf
+            at[rows] = -1
+        else:
+            chosen = np.ones(1, bool)
         if late.any():
             n_late = int(late.sum())
             self.out_of_order += n_late
             np.add.at(self.ooo_count, rows[late], 1)
-            ok = ~late
-            rows, values, recv, src = rows[ok], values[ok], recv[ok], src[ok]
-            if not rows.size:
-                return rows
+        applied = ~late
+        self._applied.append((rows[applied], values[applied], when[applied]))  # in order: what SamplesApplied reports
+        superseded = applied & ~chosen  # applied, then replaced by a newer one in this batch
+        if superseded.any():
+            self.samples += int(superseded.sum())
+            np.add.at(self.updates, rows[superseded], 1)
+        keep = chosen & applied
+        rows, values, recv, src = rows[keep], values[keep], recv[keep], src[keep]
+        if not rows.size:
+            return rows
         t = self.table
         self.samples += int(rows.size)
         old_value = self.good[rows]
@@ -343,6 +365,15 @@ class TwinState:
         self._record_history(rows, np.where(np.isnan(src), recv, src), values)
         changed = (old_shown != values) | (old_value != values) | (old_quality != quality) | (old_alarm != alarm)
         return rows[changed]
+
+    def take_applied(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(rows, values, times) of every good sample applied since the last call, in order; None if none."""
+        if not self._applied:
+            return None
+        parts, self._applied = self._applied, []
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate(c) for c in zip(*parts))  # type: ignore[return-value]
 
     def _apply_bad(self, row: int, s: Sample) -> None:
         self.bad += 1

@@ -27,6 +27,8 @@ CONTENT_TYPES = {
     ".svg": "image/svg+xml",
     ".ico": "image/x-icon",
     ".txt": "text/plain; charset=utf-8",
+    ".crt": "application/x-x509-ca-cert",  # the local CA (DER): headsets offer to install it
+    ".pem": "application/x-pem-file",
 }
 
 _IMPORT = re.compile(r"""(?:^|[\s;}])(?:import|export)\s*(?:[\w*{}\s,$]*?\s*from\s*)?["']([^"']+)["']""", re.M)

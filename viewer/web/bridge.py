@@ -13,8 +13,11 @@ of every device changed since, so a slow client skips intermediate values
 instead of growing a queue. A client that fell behind the ring gets a fresh
 snapshot. Clients at the same seq share one encoded message.
 
-Security: read-only unless the first message authenticates; Origin checked
-(same origin or a configured list); message size capped (max_size: the
+Security: read-only unless the connection signed in (a session cookie from
+POST /session, or the token as its first message); sign-ins limited per client
+address; Host checked against the served names (guard.py: DNS rebinding) on
+HTTP and websocket alike; Origin checked (same origin or a configured list);
+security headers on every response; HTTPS/WSS with an ssl context; message size capped (max_size: the
 connection is closed with 1009); malformed messages are refused with an error
 message and counted, and a client that keeps sending them is disconnected.
 See docs/web.md for the protocol.
@@ -24,11 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import http
 import itertools
 import logging
 import re
+import ssl
 import threading
 import time
 from collections import deque
@@ -43,13 +48,19 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from twinview.security.ratelimit import SignInLimiter
 from twinview.twin.inbox import Inbox
 
 from .assets import content_type
 from .httpcache import EncodedFiles, accepts_gzip, etag_matches
 from .protocol import BadMessage, device_entry, devices_message, dumps, parse_client_message
+from . import guard
 
 log = logging.getLogger("twinview.web")
+# websockets logs every frame at DEBUG, and a first-message sign-in carries a token: whatever
+# level the application sets, DEBUG records of this logger are dropped, so no token reaches a log.
+_protocol_log = logging.getLogger("twinview.web.protocol")
+_protocol_log.addFilter(lambda record: record.levelno > logging.DEBUG)
 
 WS_PATH = "/ws"
 PROTOCOL = 1
@@ -78,6 +89,19 @@ class CommandRequest:
     confirmed: bool
     ref: str | int | None
     origin: str
+
+
+@dataclass(frozen=True)
+class AlarmRequest:
+    """An alarm action (ack, shelve, unshelve) a page asked for, queued for the update loop."""
+
+    client: int
+    principal: Any  # None for a read-only connection (refused and audited by the alarm engine)
+    action: str
+    alarm: str
+    seconds: float
+    reason: str
+    ref: str | int | None
 
 
 @dataclass
@@ -115,6 +139,8 @@ class BridgeStats:
     http_requests: int = 0
     http_refused: int = 0
     origin_refused: int = 0
+    host_refused: int = 0
+    auth_limited: int = 0
     last_refusal: str = ""
 
     def as_dict(self) -> dict:
@@ -136,6 +162,10 @@ class WebBridge:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         site_name: str = "",
         compression: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        allowed_hosts: Iterable[str] | None = None,
+        on_security_event: Callable[[dict], None] | None = None,  # sign-ins and refusals, for the audit log
+        limiter: SignInLimiter | None = None,
     ):
         self.device_ids = list(device_ids)
         self._index = {d: i for i, d in enumerate(self.device_ids)}
@@ -147,10 +177,19 @@ class WebBridge:
         self.max_message_bytes = int(max_message_bytes)
         self.site_name = site_name
         self.compression = compression
+        self.ssl_context = ssl_context
+        # The Host names this server answers to (default: loopback and the bound address); '*' allows any.
+        self.allowed_hosts = guard.AllowedHosts(allowed_hosts if allowed_hosts is not None else (*guard.LOOPBACK_HOSTS, host))
+        self.on_security_event = on_security_event
+        self.limiter = limiter or SignInLimiter()
+        self.sessions = guard.Sessions()
+        self._hosts_warned: set[str] = set()
         self.stats = BridgeStats()
         self.metrics: Callable[[], str] | None = None  # Prometheus text for /metrics (set by the server)
         self.commands: Inbox[CommandRequest] = Inbox(maxlen=1024)
         self.time_requests: Inbox[tuple[int, Any]] = Inbox(maxlen=1024)  # (client, seek/live message)
+        self.alarm_actions: Inbox[AlarmRequest] = Inbox(maxlen=1024)
+        self._alarms_snapshot: str | None = None  # the latest "alarms" snapshot, sent to each page that connects
 
         self._lock = threading.Lock()
         self._fragments: list[str | None] = [None] * len(self.device_ids)
@@ -204,12 +243,23 @@ class WebBridge:
         self.stop()
 
     @property
+    def secure(self) -> bool:
+        return self.ssl_context is not None
+
+    def url_for(self, host: str | None = None) -> str:
+        host = host or self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{'https' if self.secure else 'http'}://{host}:{self.port}/"
+
+    @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
+        return self.url_for()
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}{WS_PATH}"
+        base = self.url_for()
+        return ("wss" if self.secure else "ws") + base[base.index(":") : -1] + WS_PATH
 
     def _run(self) -> None:
         try:
@@ -226,6 +276,9 @@ class WebBridge:
             self.host,
             self.port,
             process_request=self._process_request,
+            process_response=self._process_response,
+            ssl=self.ssl_context,
+            logger=_protocol_log,
             max_size=self.max_message_bytes,
             max_queue=4,
             compression=self.compression,
@@ -284,6 +337,20 @@ class WebBridge:
     def publish_status(self, status: Mapping[str, Any]) -> None:
         """Tell every page how the twin is doing: points by quality, links, counted errors."""
         self._call_soon(self._queue_all, dumps({"type": "status", **status}))
+    def publish_alarms(self, snapshot: Mapping[str, Any], changes: Mapping[str, Any] | None = None) -> None:
+        """Keep the alarm list's snapshot for pages that connect later; send `changes` to every page now.
+
+        Both are {"type": "alarms", "kind": "snapshot" | "changes", "alarms": [...], "floods": [...],
+        "areas": {area: active count}}; a page replaces its list with a snapshot and merges changes.
+        """
+        text = dumps(snapshot)
+        with self._lock:
+            self._alarms_snapshot = text
+        self._call_soon(self._queue_all, dumps(changes) if changes is not None else text)
+
+    def take_alarm_actions(self) -> list[AlarmRequest]:
+        """Alarm actions pages asked for since the last call (update loop thread)."""
+        return self.alarm_actions.drain()
 
     def send_to(self, client: int, message: Mapping[str, Any]) -> None:
         """Send one control message to one page (thread-safe; dropped if it has gone)."""
@@ -417,6 +484,10 @@ class WebBridge:
             await self._send(client, message)
         else:  # nothing published yet: an empty snapshot still tells the page it is in sync
             await self._send(client, devices_message("snapshot", self._seq, ()))
+        with self._lock:
+            alarms = self._alarms_snapshot
+        if alarms is not None:
+            await self._send(client, alarms)
         client.last_send = time.monotonic()
         client.send_tokens = 1.0
         stop = self._stop_event
@@ -440,8 +511,9 @@ class WebBridge:
                 await self._send(client, message)
 
     async def _handler(self, ws: ServerConnection) -> None:
-        origin = ws.request.headers.get("Origin", "") if ws.request else ""
+        origin = (guard.one(ws.request.headers, "Origin") or "") if ws.request else ""
         client = _Client(next(self._ids), ws, origin)
+        self._session_principal(client)
         self._clients[client.id] = client
         self.stats.connections += 1
         self.stats.clients = len(self._clients)
@@ -512,6 +584,9 @@ class WebBridge:
             self._command_log(client, msg)
         elif msg.type in ("seek", "live"):
             self.time_requests.put((client.id, msg))  # answered on the runtime's thread (the history store)
+        elif msg.type == "alarm_action":
+            self.alarm_actions.put(AlarmRequest(client.id, client.principal, msg.action, msg.alarm, msg.seconds,
+                                                msg.reason, msg.ref))  # fmt: skip
         else:
             self._command(client, msg)
 
@@ -522,17 +597,11 @@ class WebBridge:
         if self.authenticate is None:
             self._refuse(client, "no_actuation", "this server is read-only: it accepts no logins", ref)
             return
-        try:
-            principal = self.authenticate(token)
-        except Exception:  # an authenticator error is a refusal, never a crash
-            log.exception("authenticator failed")
-            principal = None
+        principal, refusal = self._sign_in(token, _address(client.ws), "websocket")
         if principal is None:
-            self.stats.auth_failed += 1
-            self._refuse(client, "auth_failed", "unknown or expired token; the connection stays read-only", ref)
+            self._refuse(client, refusal[0], refusal[1] + ("; the connection stays read-only" if refusal[0] == "auth_failed" else ""), ref)
             return
         client.principal = principal
-        self.stats.auth_ok += 1
         reply = {"type": "auth_ok", "user": _principal_name(principal), "role": getattr(principal, "role", ""), "ref": ref}
         client.outbox.append(dumps(reply))
         client.poke.set()
@@ -602,28 +671,159 @@ class WebBridge:
         client.outbox.append(dumps(reply))
         client.poke.set()
 
+    # --- signing in -------------------------------------------------------------------
+
+    def _check_token(self, token: str) -> Any:
+        try:
+            return self.authenticate(token) if self.authenticate is not None else None
+        except Exception:  # an authenticator error is a refusal, never a crash
+            log.exception("authenticator failed")
+            return None
+
+    def _sign_in(self, token: str, address: str, via: str) -> tuple[Any, tuple[str, str, int]]:
+        """(principal, None) or (None, (code, message, HTTP status)); limited per address, audited."""
+        wait = self.limiter.check(address)
+        if wait > 0:
+            self.stats.auth_limited += 1
+            return None, ("rate_limited", self.limiter.message(wait), 429)
+        principal = self._check_token(token)
+        if principal is None:
+            self.stats.auth_failed += 1
+            locked = self.limiter.failed(address)
+            self._security_event("sign_in_failed", address, via, "unknown or expired token")
+            if locked:
+                self._security_event("sign_in_locked", address, via, self.limiter.message(self.limiter.window))
+            return None, ("auth_failed", "unknown or expired token", 401)
+        self.limiter.succeeded(address)
+        self.stats.auth_ok += 1
+        self._security_event("signed_in", address, via, "", principal)
+        return principal, None
+
+    def _security_event(self, state: str, address: str, via: str, reason: str, principal: Any = None) -> None:
+        """One audit record per sign-in, failure and lock-out (never the token)."""
+        if state != "signed_in":
+            log.warning("web %s from %s (%s)%s", state.replace("_", " "), address, via, f": {reason}" if reason else "")
+        if self.on_security_event is None:
+            return
+        record = {
+            "event": "sign_in", "state": state, "outcome": "succeeded" if state == "signed_in" else "failed",
+            "user": _principal_name(principal) if principal is not None else "", "role": getattr(principal, "role", ""),
+            "site": self.site_name, "address": address, "via": via,
+            "reason": f"from {address} ({via})" + (f": {reason}" if reason else ""),
+        }  # fmt: skip
+        try:
+            self.on_security_event(record)
+        except Exception:  # auditing must not break the server; the failure is logged
+            log.exception("security event handler failed")
+
+    def _session_principal(self, client: _Client) -> None:
+        """A websocket whose handshake carried a session cookie acts as that session's user."""
+        request = client.ws.request
+        if request is None or self.authenticate is None:
+            return
+        sid = guard.read_cookie(guard.one(request.headers, "Cookie"), guard.cookie_name(self.port, self.secure))
+        if sid is None:
+            return
+        token = self.sessions.token(sid)
+        principal = self._check_token(token) if token is not None else None
+        if principal is None:  # expired, revoked, or from a previous run of the server
+            self.sessions.drop(sid)
+            message = {"type": "error", "code": "session_ended", "message": "signed out: sign in again"}
+        else:
+            client.principal = principal
+            message = {"type": "auth_ok", "user": _principal_name(principal), "role": getattr(principal, "role", ""), "ref": None}
+        client.outbox.append(dumps(message))
+        client.poke.set()
+
+    def _session_request(self, connection: ServerConnection, request: Request) -> Response:
+        """POST /session (Authorization: Bearer TOKEN) signs in; DELETE /session signs out."""
+        name = guard.cookie_name(self.port, self.secure)
+        if request.method == "DELETE":
+            self.sessions.drop(guard.read_cookie(guard.one(request.headers, "Cookie"), name))
+            return _json_response(200, {"ok": True}, guard.set_cookie(name, "", self.secure, max_age=0))
+        if request.method != "POST":
+            return _json_response(405, {"error": "use POST to sign in, DELETE to sign out"}, allow="POST, DELETE")
+        if self.authenticate is None:
+            return _json_response(403, {"error": "this server is read-only: it accepts no sign-ins"})
+        if not self._origin_allowed(request):  # a page elsewhere must not sign this browser in
+            self.stats.origin_refused += 1
+            return _json_response(403, {"error": "origin not allowed"})
+        token = guard.bearer_token(guard.one(request.headers, "Authorization"))
+        if token is None:
+            return _json_response(400, {"error": "send the token in an Authorization: Bearer header"})
+        principal, refusal = self._sign_in(token, _address(connection), "web")
+        if principal is None:
+            code, message, status = refusal
+            extra = {"Retry-After": str(max(1, round(self.limiter.retry_after(_address(connection)))))} if status == 429 else None
+            return _json_response(status, {"error": message, "code": code}, extra=extra)
+        sid = self.sessions.create(token)
+        body = {"ok": True, "user": _principal_name(principal), "role": getattr(principal, "role", "")}
+        return _json_response(200, body, guard.set_cookie(name, sid, self.secure))
+
     # --- HTTP -----------------------------------------------------------------------
 
+    def _host_allowed(self, request: Request) -> bool:
+        hosts = request.headers.get_all("Host")
+        host = hosts[0] if len(hosts) == 1 else None  # none or several: refused
+        if self.allowed_hosts.allows(host):
+            return True
+        self.stats.host_refused += 1
+        shown = ", ".join(hosts)[:80]
+        self.stats.last_refusal = f"host {shown!r} not allowed"
+        if len(self._hosts_warned) < 100 and shown not in self._hosts_warned:
+            self._hosts_warned.add(shown)
+            log.warning("refused a request for host %r: not one of the served names (add it with --allow-host)", shown)
+        return False
+
+    def _process_response(self, connection: ServerConnection, request: Request, response: Response) -> Response:
+        """Security headers on every response; HEAD gets the headers of GET and no body."""
+        headers = response.headers
+        for key, value in guard.SECURITY_HEADERS:
+            if key not in headers:
+                headers[key] = value
+        if self._csp and headers.get("Content-Type", "").startswith("text/html"):
+            del headers["Content-Security-Policy"]
+            headers["Content-Security-Policy"] = self._csp
+        if request.method == "HEAD":
+            return dataclasses.replace(response, body=b"")
+        return response
+
     def _origin_allowed(self, request: Request) -> bool:
-        origin = request.headers.get("Origin")
-        if origin is None:
+        origins = request.headers.get_all("Origin")
+        if not origins:
             return True  # not a browser page: browsers always send Origin on websockets
+        if len(origins) > 1:
+            return False
+        origin = origins[0]
         origin = origin.rstrip("/")
         if "*" in self.allowed_origins or origin in self.allowed_origins:
             return True
-        host = request.headers.get("Host", "")
+        host = guard.one(request.headers, "Host") or ""
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and bool(host) and parts.netloc.lower() == host.lower()
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if not self._host_allowed(request):
+            return connection.respond(http.HTTPStatus.MISDIRECTED_REQUEST,
+                                      "this server does not answer to that host name (see --allow-host)\n")  # fmt: skip
         path = urlsplit(request.path).path
+        if path == guard.SESSION_PATH:
+            self.stats.http_requests += 1
+            return self._session_request(connection, request)
         if path == WS_PATH:
+            if request.method != "GET":
+                return connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "use GET to open the websocket\n")
             if not self._origin_allowed(request):
                 self.stats.origin_refused += 1
-                self.stats.last_refusal = f"origin {request.headers.get('Origin', '')[:80]!r} not allowed"
+                self.stats.last_refusal = f"origin {', '.join(request.headers.get_all('Origin'))[:80]!r} not allowed"
                 return connection.respond(http.HTTPStatus.FORBIDDEN, "origin not allowed\n")
             return None
         self.stats.http_requests += 1
+        if request.method not in ("GET", "HEAD"):
+            self.stats.http_refused += 1
+            response = connection.respond(http.HTTPStatus.METHOD_NOT_ALLOWED, "only GET and HEAD\n")
+            response.headers["Allow"] = "GET, HEAD"
+            return response
         if path == "/metrics" and self.metrics is not None:
             text = self.metrics().encode()
             headers = Headers([("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
@@ -672,6 +872,31 @@ def _finite_or_none(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if np.isfinite(f) else None
+
+
+def _address(connection: Any) -> str:
+    """The client's IP address (the limiter's key)."""
+    try:
+        peer = connection.remote_address
+    except Exception:
+        return "?"
+    return str(peer[0]) if peer else "?"
+
+
+def _json_response(status: int, body: dict, cookie: str | None = None, allow: str | None = None,
+                   extra: dict[str, str] | None = None) -> Response:  # fmt: skip
+    data = dumps(body).encode("utf-8") + b"\n"
+    headers = Headers([
+        ("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+        ("Cache-Control", "no-store"), ("Connection", "close"),
+    ])  # fmt: skip
+    if cookie is not None:
+        headers["Set-Cookie"] = cookie
+    if allow is not None:
+        headers["Allow"] = allow
+    for key, value in (extra or {}).items():
+        headers[key] = value
+    return Response(status, http.HTTPStatus(status).phrase, headers, data)
 
 
 def _principal_name(principal: Any) -> str:

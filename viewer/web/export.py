@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from twinview.site.loader import node_owners
 from twinview.site import LoadedSite, find_part
 from twinview.site.model import NodeGeometry, SiteModel
 
@@ -124,11 +125,12 @@ def build_gltf(loaded: LoadedSite) -> tuple[dict, bytes]:
     nodes: list[dict] = []
     roots: list[int] = []
     claimed: set[str] = set()
+    owners = node_owners(site, model)  # nested devices: the innermost owns its subtree, as on the desktop
 
-    for device in site.devices:
+    for i, device in enumerate(site.devices):
         if device.node not in model.nodes:
             continue
-        subtree = model.descendants(device.node)
+        subtree = [n for n in model.descendants(device.node) if owners.get(n) == i]
         claimed.update(subtree)
         origin = np.asarray(model.nodes[device.node].world, np.float64)[:3, 3]
         group = {"name": device.id, "translation": _translation(origin), "children": [], "extras": {"device": device.id}}
@@ -138,7 +140,7 @@ def build_gltf(loaded: LoadedSite) -> tuple[dict, bytes]:
             name = find_part(model, device.node, motion.node)
             if name is None:
                 continue
-            below = [n for n in model.descendants(name) if n not in moving]
+            below = [n for n in model.descendants(name) if n not in moving and owners.get(n) == i]
             moving.update(below)
             pivot = np.asarray(model.nodes[name].world, np.float64)[:3, 3]
             merged = _merge(_geometry(model, below), pivot)

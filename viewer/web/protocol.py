@@ -19,7 +19,9 @@ MAX_ARGS = 32
 MAX_ARG_TEXT = 1000
 MAX_REF_CHARS = 64
 MAX_HISTORY_S = 400 * 86400  # a history request reaches back at most this far
-CLIENT_TYPES = ("auth", "command", "ping", "history", "command_log", "seek", "live")
+CLIENT_TYPES = ("auth", "command", "ping", "history", "command_log", "seek", "live", "alarm_action")
+ALARM_ACTIONS = ("ack", "shelve", "unshelve")
+MAX_REASON_CHARS = 500
 
 
 def _clean(value: Any) -> Any:
@@ -83,6 +85,10 @@ class ClientMessage:
     point: str = ""
     since: float | None = None  # history: how far back, in seconds
     t: float | None = None  # seek: the instant to show, epoch seconds
+    alarm: str = ""  # alarm_action: the alarm id (DEVICE/NAME)
+    action: str = ""  # alarm_action: ack | shelve | unshelve
+    seconds: float = 0.0  # alarm_action shelve: for how long
+    reason: str = ""  # alarm_action shelve: why
 
 
 def _refuse_constant(name: str) -> Any:
@@ -156,6 +162,8 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
             raise BadMessage("bad_field", "'t' must be a time in epoch seconds")
         return ClientMessage("seek", t=float(t), ref=ref)
+    if kind == "alarm_action":
+        return _alarm_action(msg, ref)
     args = msg.get("args", {})
     if args is None:
         args = {}
@@ -179,3 +187,20 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
         confirmed=confirmed,
         ref=ref,
     )
+
+
+def _alarm_action(msg: dict, ref: str | int | None) -> ClientMessage:
+    """{"type": "alarm_action", "action": "ack" | "shelve" | "unshelve", "alarm": "DEVICE/NAME",
+    "seconds": 3600, "reason": "..."}: who acts is the connection's signed-in principal."""
+    action = msg.get("action")
+    if action not in ALARM_ACTIONS:
+        raise BadMessage("bad_field", f"'action' must be one of {', '.join(ALARM_ACTIONS)}")
+    alarm = _text(msg, "alarm", 2 * MAX_NAME_CHARS + 1)
+    seconds = 0.0
+    reason = ""
+    if action == "shelve":
+        seconds = msg.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+            raise BadMessage("bad_field", "'seconds' must be a number greater than 0")
+        reason = _text(msg, "reason", MAX_REASON_CHARS)
+    return ClientMessage("alarm_action", ref=ref, alarm=alarm, action=action, seconds=float(seconds), reason=reason)

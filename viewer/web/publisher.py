@@ -15,10 +15,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from twinview.twin.events import CommandChanged, DevicesChanged, StateReset
+from twinview.twin.events import AlarmsChanged, CommandChanged, DevicesChanged, StateReset
 from twinview.twin.runtime import Runtime
 
-from .bridge import CommandRequest, WebBridge
+from .bridge import AlarmRequest, CommandRequest, WebBridge
 
 log = logging.getLogger("twinview.web")
 CommandHandler = Callable[[CommandRequest], dict]
@@ -49,6 +49,9 @@ class WebPublisher:
         runtime.events.subscribe(DevicesChanged, self._on_changed, owner=self)
         runtime.events.subscribe(StateReset, self._on_reset, owner=self)
         runtime.events.subscribe(CommandChanged, self._on_command, owner=self)
+        runtime.events.subscribe(AlarmsChanged, self._on_alarms, owner=self)
+        if runtime.alarms is not None:
+            self._on_alarms(None)
 
     def _on_changed(self, event: DevicesChanged) -> None:
         self._dirty[event.devices] = True
@@ -60,6 +63,42 @@ class WebPublisher:
 
     def _on_command(self, event: CommandChanged) -> None:
         self.bridge.publish_command(event.command)
+
+    def _on_alarms(self, event: AlarmsChanged | None) -> None:
+        """The alarm list for pages: a fresh snapshot for late joiners, the changed alarms for everyone."""
+        engine = self.runtime.alarms
+        if engine is None:
+            return
+        floods = list(engine.flood_list())
+        areas = engine.area_counts()
+        snapshot = {"type": "alarms", "kind": "snapshot", "alarms": engine.alarms(), "floods": floods, "areas": areas,
+                    "severities": engine.counts()}  # fmt: skip
+        changes = None
+        if event is not None:
+            changes = {"type": "alarms", "kind": "changes", "alarms": list(event.alarms), "floods": floods,
+                       "areas": areas, "severities": snapshot["severities"]}  # fmt: skip
+        self.bridge.publish_alarms(snapshot, changes)
+
+    def _alarm_action(self, request: AlarmRequest) -> dict:
+        """A page's ack / shelve / unshelve, as its signed-in principal (the engine checks the role and audits)."""
+        reply = {"type": "alarm_result", "ref": request.ref, "alarm": request.alarm, "action": request.action}
+        engine = self.runtime.alarms
+        if engine is None:
+            return {**reply, "ok": False, "reason": "alarms are not enabled on this server"}
+        from twinview.twin.alarms import AlarmError
+
+        try:
+            if request.action == "ack":
+                ok, why = engine.acknowledge(request.alarm, request.principal)
+            elif request.action == "shelve":
+                ok, why = engine.shelve(request.alarm, request.principal, request.seconds, request.reason)
+            else:
+                ok, why = engine.unshelve(request.alarm, request.principal)
+        except AlarmError as exc:
+            return {**reply, "ok": False, "reason": str(exc)}
+        if not ok and request.principal is None:
+            why = "not logged in: this connection is read-only (log in with a token first)"
+        return {**reply, "ok": ok, "reason": "" if ok else why}
 
     def publish(self, devices: np.ndarray) -> None:
         """Encode these devices' looks and points for every page (now)."""
@@ -129,6 +168,16 @@ class WebPublisher:
                          "command": request.command, "ok": False, "state": "failed", "reason": "internal error"}  # fmt: skip
             if reply:
                 self.bridge.send_to(request.client, reply)
+        for alarm_request in self.bridge.take_alarm_actions():
+            try:
+                answer = self._alarm_action(alarm_request)
+            except Exception as exc:  # refused, never the end of the server
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("web alarm action failed")
+                answer = {"type": "alarm_result", "ref": alarm_request.ref, "alarm": alarm_request.alarm,
+                          "action": alarm_request.action, "ok": False, "reason": "internal error"}  # fmt: skip
+            self.bridge.send_to(alarm_request.client, answer)
         now = time.monotonic()
         if now - self._last_status >= STATUS_PERIOD:
             self._last_status = now

@@ -3,20 +3,27 @@
 serve(): one port for the page, the site GLB, site.json and the live websocket;
 a Driver steps the runtime at ~20 Hz (there is no render loop on a server) and
 the WebPublisher, a subscriber of the runtime, pushes what changed to the
-bridge and answers pages' commands. export_static(): a self-contained folder (page, the three.js modules
+bridge and answers pages' commands. With `tls` (twinview.security.tls) it serves
+HTTPS and WSS and offers the local CA on trust.html; `allowed_hosts` are the
+names the server answers to (DNS rebinding). serve() stops cleanly on Ctrl-C
+and SIGTERM (a service manager's stop) and notes start and stop in the audit log.
+export_static(): a self-contained folder (page, the three.js modules
 it needs, GLB, site.json) to host anywhere; open it with
 ?bridge=wss://host:port/ws to go live.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
+import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from twinview.security.tls import ServerTls, machine_names
 from twinview.site import LoadedSite
 from twinview.twin.runtime import Driver, Runtime
 
@@ -26,13 +33,16 @@ from .export import build_gltf, glb_bytes
 from .metrics import Metrics
 from .publisher import CommandHandler, WebPublisher
 from .sitejson import GLB_NAME, site_json
+from .trust import ssl_context, trust_files
 
 DEFAULT_PORT = 8765
+log = logging.getLogger("twinview.web")
 
 
-def site_files(loaded: LoadedSite) -> dict[str, Path | bytes]:
-    """Everything the bridge serves over HTTP: page, three.js modules, site.json, the GLB."""
+def site_files(loaded: LoadedSite, tls: ServerTls | None = None) -> dict[str, Path | bytes]:
+    """Everything the bridge serves over HTTP: page, three.js modules, site.json, the GLB, trust.html."""
     files: dict[str, Path | bytes] = dict(page_files())
+    files.update(trust_files(tls))
     files["site.json"] = site_json(loaded)
     files[GLB_NAME] = glb_bytes(*build_gltf(loaded))
     return files
@@ -45,12 +55,14 @@ def make_bridge(
     authenticate: Callable[[str], Any] | None = None,
     allowed_origins: Iterable[str] = (),
     max_rate: float = 10.0,
+    tls: ServerTls | None = None,
     **options: Any,
 ) -> WebBridge:
-    """A WebBridge serving this site's page (not started)."""
+    """A WebBridge serving this site's page (not started); HTTPS and WSS with `tls`."""
     return WebBridge(
         [d.id for d in loaded.site.devices],
-        site_files(loaded),
+        site_files(loaded, tls),
+        ssl_context=ssl_context(tls) if tls is not None else None,
         host=host,
         port=port,
         authenticate=authenticate,
@@ -84,6 +96,32 @@ class WebServer:
         self.runtime.stop()
 
 
+def default_allowed_hosts(host: str) -> list[str]:
+    """The Host names a server bound to `host` answers to: loopback names for a loopback
+    address, else every name and address of this machine (and `host` itself)."""
+    loopback = ["localhost", "127.0.0.1", "::1"]
+    if host in loopback or host.startswith("127."):
+        return [*loopback, host]
+    return machine_names(host)
+
+
+def audit_writer(runtime: Runtime) -> Callable[[dict], None] | None:
+    """Where the web server's security events go: the command service's audit log, when there is one."""
+    service = runtime.commands
+    audit = getattr(service, "audit", None)
+    if audit is None:
+        return None
+
+    def write(record: dict) -> None:
+        try:
+            audit.write(record)
+        except OSError as exc:
+            service.counters["audit_errors"] = service.counters.get("audit_errors", 0) + 1
+            log.warning("cannot write the audit log: %s", exc)
+
+    return write
+
+
 def start_server(
     loaded: LoadedSite,
     runtime: Runtime,
@@ -94,6 +132,8 @@ def start_server(
     rate: float = 20.0,
     max_rate: float = 10.0,
     handle_command: CommandHandler | None = None,
+    tls: ServerTls | None = None,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> WebServer:
     """Start the bridge and step the runtime on a driver thread; returns at once. Call .stop() when done.
 
@@ -103,8 +143,16 @@ def start_server(
     allowed_origins: other page origins allowed to open the websocket (e.g. where
     an export-xr bundle is hosted); the page's own origin always is.
     handle_command: a custom handler instead of the service (tests).
+    tls: serve HTTPS and WSS with this certificate (twinview.security.tls).
+    allowed_hosts: the Host names and addresses the server answers to (default:
+    default_allowed_hosts(host)); others are refused on HTTP and websocket alike. '*' allows any.
+    Sign-ins, their failures and lock-outs go to the runtime's audit log.
     """
-    bridge = make_bridge(loaded, host, port, authenticate, allowed_origins, max_rate=max_rate).start()
+    bridge = make_bridge(
+        loaded, host, port, authenticate, allowed_origins, max_rate=max_rate, tls=tls,
+        allowed_hosts=default_allowed_hosts(host) if allowed_hosts is None else allowed_hosts,
+        on_security_event=audit_writer(runtime),
+    ).start()  # fmt: skip
     try:
         if handle_command is None and runtime.commands is not None:
             from .actuation import ServiceCommandHandler
@@ -183,22 +231,47 @@ def serve(
     allowed_origins: Iterable[str] = (),
     stop: threading.Event | None = None,
     announce: Callable[[str], None] = print,
+    tls: ServerTls | None = None,
+    allowed_hosts: Iterable[str] | None = None,
+    on_started: Callable[[WebServer], None] | None = None,
 ) -> int:
-    """Serve until interrupted (Ctrl-C) or until `stop` is set; returns an exit code.
+    """Serve until Ctrl-C, SIGTERM or until `stop` is set; stops cleanly and returns 0.
 
-    Arguments as start_server(). The CLI: `twinview serve SITE [--mqtt URL]`.
+    Arguments as start_server(). The CLI: `twinview serve SITE [--mqtt URL] [--tls]`.
     """
-    server = start_server(loaded, runtime, host, port, authenticate, allowed_origins)
+    server = start_server(loaded, runtime, host, port, authenticate, allowed_origins, tls=tls, allowed_hosts=allowed_hosts)
     announce(f"serving {loaded.site.name} at {server.url} (websocket {server.bridge.ws_url}; "
              f"{'commands need a token' if authenticate else 'read-only'})")
+    note = audit_writer(runtime)
+    if note is not None:
+        note({"event": "server", "state": "server_started", "outcome": "succeeded", "site": loaded.site.name,
+              "reason": f"serving {server.url}"})  # fmt: skip
     stop = stop or threading.Event()
+    why = ["stopped"]
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        why[0] = "SIGTERM"
+        stop.set()
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
+        if on_started is not None:
+            on_started(server)
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
-        pass
+        why[0] = "interrupted (Ctrl-C)"
     finally:
         server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if note is not None:
+            note({"event": "server", "state": "server_stopped", "outcome": "succeeded", "site": loaded.site.name,
+                  "reason": f"{why[0]}: clean shutdown"})  # fmt: skip
+            runtime.commands.audit.close()
+        announce(f"stopped ({why[0]})")
     return 0
 
 

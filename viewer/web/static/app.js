@@ -8,6 +8,7 @@
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
+import { Alarms } from './alarms.js';
 import { Banner, clock, duration } from './banner.js';
 import { CameraMover } from './camera.js';
 import { CommandLog } from './commandlog.js';
@@ -58,6 +59,9 @@ let xr = null;
 let timeline = null; // the history slider (created once the connection exists)
 const commandLog = new CommandLog();
 const panel3d = new Panel3D();
+// The alarm list (page, headset panel, area badges): alarms.js; these few lines hook it in.
+const alarms = new Alarms({ send: (m) => (connection ? connection.send(m) : false), select: (id) => select(id, { fly: true }), role: () => hook.role });
+hook.alarms = alarms;
 const raycaster = new THREE.Raycaster();
 let lastTime = null;
 let lastDraw = 0;
@@ -153,6 +157,8 @@ async function loadSite() {
   const gltf = await new GLTFLoader().loadAsync(info.glb || 'site.glb');
   siteRoot.add(gltf.scene);
   bindDevices(gltf.scene);
+  alarms.attachScene(siteRoot, visuals);
+  scene.add(alarms.panel.mesh);
 
   camera = new THREE.PerspectiveCamera(45, 1, 0.05, 5000);
   controls = new OrbitControls(camera, renderer.domElement);
@@ -171,6 +177,7 @@ async function loadSite() {
     renderer, scene, camera, controls, siteRoot, panel3d, raycaster, hook, siteBounds,
     pick: pickFromRay, select, sendCommand, sidePanel, visuals, background: BACKGROUND, onResize: (force) => resize(force),
     markDirty: () => { dirty = true; },
+    alarms,
     fitLabels: () => fitLabels(),
   });
   renderer.setAnimationLoop(frame);
@@ -359,6 +366,7 @@ function showLinks(links) {
 }
 
 function onMessage(msg) {
+  if (alarms.handle(msg)) { dirty = true; return; }
   switch (msg.type) {
     case 'hello':
       hook.hello = msg;
@@ -391,6 +399,7 @@ function onMessage(msg) {
       hook.role = msg.role;
       $('user').textContent = `${msg.user} (${msg.role})`;
       $('login-open').textContent = 'Account';
+      alarms.refresh();
       toast(`logged in as ${msg.user} (${msg.role})`);
       sidePanel.refresh();
       if (panel3d.device) { panel3d.blocked = xr.blockedReason(); panel3d.draw(); }
@@ -621,10 +630,9 @@ function setupLogin() {
     const token = $('token').value.trim();
     $('token').value = '';
     open(false);
-    if (token) { sessionStorage.setItem('twinview-token', token); connection.login(token); }
+    if (token) connection.login(token); // the server keeps the session in an HttpOnly cookie
   });
   $('logout').addEventListener('click', () => {
-    sessionStorage.removeItem('twinview-token');
     open(false);
     $('login-open').textContent = 'Log in';
     connection.login(null);
@@ -660,6 +668,7 @@ function frame(time) {
     const entries = [...labels].map(([id, label]) => { const v = visuals.get(id); return { label, selected: v.selected, hovered: v.hovered }; });
     hook.labelsShown = layoutLabels(entries, camera, viewSize.w, viewSize.h);
   }
+  alarms.update(presenting ? renderer.xr.getCamera() : camera, siteRoot, presenting);
   renderer.render(scene, camera);
   drewLast = !presenting;
   xr.afterRender();
@@ -675,7 +684,7 @@ installHook(hook, {
   get visuals() { return visuals; }, get siteRoot() { return siteRoot; }, get camera() { return camera; },
   get renderer() { return renderer; }, get controls() { return controls; }, get mover() { return mover; },
   get drawMs() { return drawMs; }, get info() { return info; }, get connection() { return connection; },
-  get xr() { return xr; }, get trend() { return trend; }, commandLog, panel3d, labels,
+  get xr() { return xr; }, get trend() { return trend; }, commandLog, panel3d, labels, alarms,
   pickAt, select, focusDevice, siteBounds, sendCommand,
 });
 
@@ -697,6 +706,7 @@ async function main() {
     context: () => ({ connected: hook.live, role: hook.role, user: hook.user, actuation: hook.actuation, past: hook.mode === 'past' }),
   });
   setupLogin();
+  alarms.mountDom($('bar'));
   setupKeys({
     $, select, selected: () => hook.selectedDevice, focusDevice: () => focusDevice(), fit: () => mover.fit(siteBounds(), info.camera, true),
     showDevices, narrow, deviceList: () => deviceList,
@@ -717,7 +727,6 @@ async function main() {
   buildLegend($('legend'), info.devices);
   setupChrome();
   connection = new Connection(bridgeUrl(), { message: onMessage, status: setStatus });
-  connection.token = sessionStorage.getItem('twinview-token');
   timeline = new Timeline((msg) => connection.send(msg));
   hook.seek = (t) => connection.send({ type: 'seek', t });
   hook.goLive = () => timeline.live(); // (hook.live is whether the page has live values)

@@ -1,7 +1,11 @@
 // The live link to the twinview bridge: snapshot, deltas, commands; reconnects by itself.
 //
-// The access token is sent as the first message of each connection (never in the
-// URL). A reconnect gets a fresh snapshot from the server, so nothing is replayed.
+// Signing in: the page sends the access token once, in an Authorization header, to
+// POST /session; the server answers with an HttpOnly cookie (a session id, never the
+// token) that every websocket handshake then carries. The token is never in a URL
+// and never kept by the page. Only a bridge on another origin (an export-xr bundle)
+// gets the token as the first websocket message, from memory.
+// A reconnect gets a fresh snapshot from the server, so nothing is replayed.
 
 export function bridgeUrl(loc = window.location) {
   const given = new URLSearchParams(loc.search).get('bridge');
@@ -91,10 +95,36 @@ export class Connection {
     });
   }
 
-  /** Reconnect, authenticating with `token` (null: read-only). */
-  login(token) {
-    this.token = token || null;
+  /** Sign in with `token` (null: sign out), then reconnect. Resolves to {ok, message}. */
+  async login(token) {
+    const session = sessionUrl(this.url);
+    if (!session) { // a bridge on another origin: the token goes as the first message
+      this.token = token || null;
+      this.reconnect();
+      return { ok: true, message: '' };
+    }
+    this.token = null;
+    let result = { ok: true, message: '' };
+    try {
+      const response = await fetch(session, {
+        method: token ? 'POST' : 'DELETE',
+        headers: token ? { Authorization: `Bearer ${token}` } : {},
+        credentials: 'same-origin',
+        cache: 'no-store',
+      });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        result = { ok: false, message: body.error || `sign-in failed (HTTP ${response.status})` };
+      }
+    } catch (err) {
+      result = { ok: false, message: `sign-in failed: ${err.message || err}` };
+    }
+    if (!result.ok) {
+      this.handlers.message({ type: 'error', code: 'auth_failed', message: result.message });
+      return result;
+    }
     this.reconnect();
+    return result;
   }
 
   reconnect() {
@@ -119,5 +149,16 @@ export class Connection {
     const ref = `c${++this.refs}`;
     const ok = this.send({ type: 'command', device, command, args: args || {}, confirmed: !!confirmed, ref });
     return ok ? ref : null;
+  }
+}
+
+/** The bridge's session endpoint when the bridge is this page's own server, else null. */
+export function sessionUrl(url, loc = window.location) {
+  try {
+    const u = new URL(url, loc.href);
+    const http = u.protocol === 'wss:' ? 'https:' : u.protocol === 'ws:' ? 'http:' : null;
+    return http === loc.protocol && u.host === loc.host ? `${http}//${u.host}/session` : null;
+  } catch (err) {
+    return null;
   }
 }

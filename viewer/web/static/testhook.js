@@ -64,6 +64,10 @@ export function installHook(hook, c) {
         buttons: c.panel3d.buttons.map((b) => b.label),
       };
     },
+    alarmButtonPosition(label) {
+      const p = c.alarms.panel.buttonWorldPosition(label);
+      return p ? { x: p.x, y: p.y, z: p.z } : null;
+    },
     panelButtonPosition(label) {
       const p = c.panel3d.buttonWorldPosition(label);
       return p ? { x: p.x, y: p.y, z: p.z } : null;

@@ -76,10 +76,16 @@ export class XRSupport {
     controller.updateMatrixWorld(true);
     this.raycaster.setFromXRController(controller);
     const p = this.panel3d;
-    if (p.mesh.visible) {
-      const hit = this.raycaster.intersectObject(p.mesh, false)[0];
-      if (hit) { this.onButton(p.hit(hit.uv)); return; }
+    const alarmPanel = this.alarms ? this.alarms.panel : null;
+    const alarmHit = alarmPanel && alarmPanel.mesh.visible ? this.raycaster.intersectObject(alarmPanel.mesh, false)[0] : null;
+    const panelHit = p.mesh.visible ? this.raycaster.intersectObject(p.mesh, false)[0] : null;
+    if (alarmHit && !(panelHit && panelHit.distance < alarmHit.distance)) {
+      this.hook.xr.lastButton = 'alarms';
+      alarmPanel.press(alarmHit.uv);
+      this.markDirty();
+      return;
     }
+    if (panelHit) { this.onButton(p.hit(panelHit.uv)); return; }
     this.siteRoot.updateMatrixWorld(true);
     const id = this.pick();
     this.hook.xr.lastHandedness = controller.userData.handedness || null;
@@ -170,6 +176,7 @@ export class XRSupport {
     this.hook.xr.mode = mode;
     this.sidePanel.show(null);
     this.place(mode, 'model');
+    if (this.alarms) this.alarms.placePending = true;
     const selected = this.visuals.get(this.hook.selectedDevice);
     if (selected) { this.panel3d.blocked = this.blockedReason(); this.panel3d.open(selected, this.hook.role); this.placePanel = true; }
     return true;
@@ -190,6 +197,7 @@ export class XRSupport {
     this.siteRoot.updateMatrixWorld(true);
     this.scene.background = this.background;
     this.panel3d.close();
+    if (this.alarms) this.alarms.panel.hide();
     // The session is still presenting during its 'end' event: restore the desktop view after it.
     setTimeout(() => {
       const saved = this.saved;
@@ -216,6 +224,7 @@ export class XRSupport {
       this.placePanel = false;
       this.panel3d.placeBefore(this.renderer.xr.getCamera());
     }
+    if (this.alarms && this.alarms.placePending) { this.alarms.placePending = false; this.alarms.panel.show(this.renderer.xr.getCamera()); }
     this.thumbsticks();
   }
 

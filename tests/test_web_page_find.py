@@ -45,7 +45,7 @@ def test_status_summary_counts_what_is_wrong_and_opens_those_devices(rig, tmp_pa
     with Browser(width=1280, height=720) as browser:
         open_page(browser, rig)
         bar = browser.text("#summary")
-        assert "1\nAlarms" in bar or "1 Alarms" in bar, bar
+        assert "1\nIn alarm" in bar or "1 In alarm" in bar, bar
         assert "1\nOffline" in bar or "1 Offline" in bar, bar
 
         # The Alarms count opens the list of devices in alarm, with the reason in words.

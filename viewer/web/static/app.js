@@ -707,6 +707,7 @@ async function main() {
   });
   setupLogin();
   alarms.mountDom($('bar'));
+  $('bar').insertBefore($('alarms-open'), $('status')); // the alarm list beside the counts
   setupKeys({
     $, select, selected: () => hook.selectedDevice, focusDevice: () => focusDevice(), fit: () => mover.fit(siteBounds(), info.camera, true),
     showDevices, narrow, deviceList: () => deviceList,

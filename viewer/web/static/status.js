@@ -7,7 +7,7 @@
 import { FLAGS } from './looks.js';
 
 export const KINDS = ['alarm', 'offline', 'bad', 'stale', 'nodata'];
-export const KIND_WORDS = { alarm: 'Alarms', offline: 'Offline', bad: 'Bad', stale: 'Stale', nodata: 'No data' };
+export const KIND_WORDS = { alarm: 'In alarm', offline: 'Offline', bad: 'Bad', stale: 'Stale', nodata: 'No data' };
 export const KIND_WORD = { alarm: 'alarm', offline: 'offline', bad: 'bad value', stale: 'stale', nodata: 'no data', ok: 'ok' };
 
 /** The set of kinds that apply to a device entry (null: no data yet). */

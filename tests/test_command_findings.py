@@ -376,7 +376,7 @@ def test_broker_acl_refuses_names_that_would_be_wildcards(tmp_path):
     config = dynsec_config(good)
     roles = {r["rolename"]: r for r in config["roles"]}
     sends = [a["topic"] for a in roles["twinview-commands"]["acls"] if a["acltype"] == "publishClientSend"]
-    assert sends == [f"plant/+/cmd/{name}" for name in ("mode", "reset", "set_speed", "start", "stop")]
+    assert sends == [f"plant/+/cmd/{name}" for name in ("mode", "reset", "set_speed", "start", "stop")] + ["plant/_twin/rebirth"]
     assert config["defaultACLAccess"]["publishClientSend"] is False
 
 

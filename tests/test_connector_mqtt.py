@@ -356,3 +356,36 @@ def test_sequence_gaps_count_what_never_arrived(broker, plant, make_loop):
         assert loop.state.point("P-101", "speed").value == 109.0  # values keep flowing; the link says some went missing
     finally:
         conn.stop()
+
+
+def test_a_broker_that_refuses_the_rebirth_request_is_not_asked_again(tmp_path, plant, make_loop):
+    """A broker's ACL may refuse our rebirth request (mosquitto then drops an MQTT 5 client):
+    the connector stops asking after it happens twice running, and telemetry flows."""
+    from twinview.connectors.mqtt.localbroker import LocalBroker
+
+    from test_command_findings import _passwd
+
+    require_mosquitto()
+    acl = tmp_path / "acl"
+    acl.write_text("user viewer\ntopic read #\n\nuser device\ntopic write plant/#\n")  # no plant/_twin/rebirth for us
+    passwd = tmp_path / "passwd"
+    _passwd(passwd, "viewer", "v-pw")
+    _passwd(passwd, "device", "d-pw")
+    broker = LocalBroker(workdir=tmp_path / "b",
+                         extra_config=f"allow_anonymous false\npassword_file {passwd}\nacl_file {acl}").start()  # fmt: skip
+    loop = make_loop(plant)
+    url = broker.url.replace("mqtt://", "mqtt://viewer:v-pw@")
+    conn = MqttConnector(url, TopicMap(plant), reconnect_min=0.1, reconnect_max=0.3)
+    conn.start(loop.inbox.put)
+    try:
+        assert wait_until(lambda: not conn.rebirth, timeout=20), conn.stats.snapshot()
+        assert "rebirth" in conn.stats.snapshot()["last_error"]
+        assert conn.wait_subscribed(10)
+        time.sleep(1.5)  # stays connected now that it no longer asks
+        assert conn.connected
+        subprocess.run(["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-u", "device", "-P", "d-pw",
+                        "-t", "plant/P-101/speed", "-m", "1234", "-q", "1"], check=True, timeout=10)  # fmt: skip
+        assert loop.run_until(lambda: loop.state.point("P-101", "speed").value == 1234.0, timeout=10)
+    finally:
+        conn.stop()
+        broker.close()

@@ -118,6 +118,7 @@ def rebirth_topic(prefix: str) -> str:
     return f"{prefix}/{REBIRTH_TOPIC}" if prefix else REBIRTH_TOPIC
 
 
+REBIRTH_REFUSED_S = 1.0  # a disconnect this soon after the request: the broker refused it
 DEGRADED_HOLD_S = 30.0  # a link stays "degraded" this long after the last lost message
 
 
@@ -151,6 +152,8 @@ class MqttConnector(Connector):
         self._degraded_until = 0.0
         self.rebirth = rebirth  # ask for every point at once after each (re)connect
         self.rebirths = 0
+        self._rebirth_at = -1e9
+        self._quick_drops = 0
         self.address = addr = parse_url(url)
         opt = addr.options
         self.topic_map = topic_map
@@ -319,12 +322,20 @@ class MqttConnector(Connector):
         body = json.dumps({"by": self.client_id, "ts": time.time()})
         client.publish(rebirth_topic(prefix), body, qos=0)
         self.rebirths += 1
+        self._rebirth_at = time.monotonic()
 
     def _on_connect_fail(self, client, userdata) -> None:
         self._connected.clear()
         self._set_link("down", "cannot connect")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        quick = self.rebirth and time.monotonic() - self._rebirth_at < REBIRTH_REFUSED_S
+        self._quick_drops = self._quick_drops + 1 if quick else 0
+        if self._quick_drops >= 2:
+            # Dropped right after asking, twice running: a broker whose ACL refuses the request (mosquitto
+            # disconnects MQTT 5 clients for that). Stop asking rather than reconnect in a loop; say why.
+            self.rebirth = False
+            self.stats.last_error = "the broker refused the rebirth request (ACL?): not asking again; see twinview broker-acl"
         self._connected.clear()
         self._subscribed.clear()
         self._set_link("down", str(reason_code))

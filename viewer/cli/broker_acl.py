@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from twinview.site.manifest import Device, Site
+from twinview.connectors.mqtt.telemetry import rebirth_topic
 from twinview.twin.commands import command_topic, response_topic
 
 EXIT_OK, EXIT_USAGE, EXIT_SITE = 0, 2, 3
@@ -68,7 +69,7 @@ def command_names(site: Site) -> list[str]:
 def device_topics(site: Site, device: Device) -> tuple[list[str], list[str]]:
     """(topics the device reads, topics the device writes)."""
     _check_name("device id", device.id)
-    reads = [command_topic(site.topic_prefix, device.id, "#")]
+    reads = [command_topic(site.topic_prefix, device.id, "#"), rebirth_topic(site.topic_prefix.strip("/"))]
     writes = [response_topic(site.topic_prefix, device.id)]
     for topic in [p.topic for p in device.points] + ([device.availability_topic] if device.availability_topic else []):
         _check_topic(site, topic)
@@ -81,6 +82,7 @@ def twinview_topics(site: Site) -> tuple[list[str], list[str]]:
     """(topics twinview reads, topics twinview writes): commands it may send, everything it listens to."""
     prefix = site.topic_prefix.strip("/")
     writes = [command_topic(prefix, "+", name) for name in command_names(site)]
+    writes.append(rebirth_topic(prefix))  # after a (re)connect twinview asks devices for every point at once
     reads = [f"{prefix}/#"] if prefix else []
     for device in site.devices:  # telemetry outside the prefix, topic by topic
         for topic in [p.topic for p in device.points] + ([device.availability_topic] if device.availability_topic else []):
@@ -97,7 +99,7 @@ def fleet_topics(site: Site) -> tuple[list[str], list[str]]:
     Under a prefix, '{prefix}/+/+' covers the default topics in one rule: a command topic has one
     level more ({prefix}/{device}/cmd/{command}), so it never matches."""
     prefix = site.topic_prefix.strip("/")
-    reads = [command_topic(prefix, "+", "#")]
+    reads = [command_topic(prefix, "+", "#"), rebirth_topic(prefix)]
     writes = [f"{prefix}/+/+"] if prefix else []
     depth = len(prefix.split("/")) + 2 if prefix else 0
     for device in site.devices:

@@ -35,7 +35,7 @@ class BrowserError(RuntimeError):
 class Browser:
     """One Chromium (one page) behind the driver's line protocol."""
 
-    def __init__(self, iwer: bool = False, width: int = 800, height: int = 600):
+    def __init__(self, iwer: bool = False, width: int = 800, height: int = 600, touch: bool = False):
         self.proc = subprocess.Popen(
             ["node", str(HERE / "driver.mjs")],
             stdin=subprocess.PIPE,
@@ -49,7 +49,7 @@ class Browser:
         self._reader.start()
         self._next = 0
         try:
-            self.call("launch", iwer=iwer, width=width, height=height, timeout=60)
+            self.call("launch", iwer=iwer, width=width, height=height, touch=touch, timeout=60)
         except BaseException:
             self.close()
             raise
@@ -114,6 +114,30 @@ class Browser:
         if reply is None or not reply.get("ok"):
             raise BrowserError(f"wait: {reply.get('error') if reply else 'driver exited'}\n" + "\n".join(self.console()))
         return reply.get("result")
+
+    def key(self, key: str):
+        return self.call("key", key=key)
+
+    def text(self, selector: str = "body") -> str:
+        return self.eval("(s) => document.querySelector(s).innerText", selector)
+
+    def focused(self) -> dict:
+        """What has the keyboard focus: tag, id, text, aria-label and data-device/-command of it or its parent."""
+        return self.eval(
+            "() => { const e = document.activeElement; const c = e && e.closest('[data-command]');"
+            " return e && { tag: e.tagName, id: e.id, text: (e.innerText || '').trim(), label: e.getAttribute('aria-label'),"
+            " device: e.dataset.device || null, command: c ? c.dataset.command : null }; }"
+        )
+
+    def tab_until(self, predicate: str, limit: int = 80) -> dict:
+        """Press Tab until `predicate(focused)` (JS, given the focused() dict) holds; the focused() of that element."""
+        for _ in range(limit):
+            self.key("Tab")
+            if self.eval(f"() => {{ const e = document.activeElement; const c = e && e.closest('[data-command]');"
+                         f" const f = e && {{ tag: e.tagName, id: e.id, text: (e.innerText || '').trim(), device: e.dataset.device || null,"
+                         f" command: c ? c.dataset.command : null }}; return !!f && ({predicate})(f); }}"):
+                return self.focused()
+        raise BrowserError(f"Tab did not reach {predicate} in {limit} presses; at {self.focused()}")
 
     def xr(self, method: str, **params):
         return self.call("xr", method=method, params=params, timeout=30)

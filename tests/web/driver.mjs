@@ -7,7 +7,7 @@
 //   eval {fn, arg}               page.evaluate of a function source, e.g. "(id) => twinview.deviceColor(id)"
 //   wait {fn, arg, timeout}      page.waitForFunction; returns the truthy value
 //   screenshot {path}            PNG of the viewport
-//   click {selector} | mouse {x, y}
+//   click {selector} | mouse {x, y} | key {key} | type {text} | wheel {x, y, dy} | tap {x, y} (touch) | fill {selector, text}
 //   xr {method, params}          xrDevice.remote.dispatch(method, params) inside the page
 //   close
 // Chromium runs with the flags that work on machines without a GPU (SwiftShader WebGL).
@@ -32,13 +32,13 @@ let browser = null;
 let page = null;
 const consoleLines = [];
 
-async function launch({ iwer = false, width = 800, height = 600 }) {
+async function launch({ iwer = false, width = 800, height = 600, touch = false }) {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: FLAGS,
     headless: true,
   });
-  const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1 });
+  const context = await browser.newContext({ viewport: { width, height }, deviceScaleFactor: 1, hasTouch: touch, isMobile: touch });
   page = await context.newPage();
   page.on('console', (msg) => consoleLines.push(`${msg.type()}: ${msg.text()}`));
   page.on('pageerror', (err) => consoleLines.push(`pageerror: ${err.message}`));
@@ -87,6 +87,27 @@ const ops = {
   async mouse({ x, y, click = false }) {
     await page.mouse.move(x, y);
     if (click) { await page.mouse.down(); await page.mouse.up(); }
+    return true;
+  },
+  async key({ key }) {
+    await page.keyboard.press(key);
+    return true;
+  },
+  async type({ text }) {
+    await page.keyboard.type(text);
+    return true;
+  },
+  async wheel({ x, y, dy }) {
+    await page.mouse.move(x, y);
+    await page.mouse.wheel(0, dy);
+    return true;
+  },
+  async tap({ x, y }) {
+    await page.touchscreen.tap(x, y);
+    return true;
+  },
+  async fill({ selector, text }) {
+    await page.fill(selector, text);
     return true;
   },
   async xr({ method, params }) {

@@ -52,6 +52,7 @@ from twinview.security.ratelimit import SignInLimiter
 from twinview.twin.inbox import Inbox
 
 from .assets import content_type
+from .httpcache import EncodedFiles, accepts_gzip, etag_matches
 from .protocol import BadMessage, device_entry, devices_message, dumps, parse_client_message
 from . import guard
 
@@ -70,8 +71,10 @@ RATE_BURST, RATE_PER_S = 40.0, 20.0  # incoming messages per client
 SEND_BURST = 2.0  # state messages a client may get back to back (on average max_rate per second)
 OUTBOX_LIMIT = 256  # control messages (command states, errors) waiting for one client
 RECENT_COMMANDS = 50
+HISTORY_MAX_SAMPLES = 2000  # a history answer carries at most this many (the newest)
 
 Authenticator = Callable[[str], Any]  # token -> principal with .role (and .name), or None
+HistoryProvider = Callable[..., tuple]  # (device, point, since) -> (times, values[, source, window]), oldest first
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,11 @@ class WebBridge:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._csp = _content_security_policy(self.files.get("index.html"))
+        # (device, point) -> (times, values): answers pages' history requests (trend charts)
+        self.history_provider: HistoryProvider | None = None
+        self._encoded = EncodedFiles()
+        # device -> its recent commands from the audit log (the page's command log)
+        self.command_log_provider: Callable[[str], list] | None = None
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -570,6 +578,10 @@ class WebBridge:
             client.poke.set()
         elif msg.type == "auth":
             self._auth(client, msg.token, first, msg.ref)
+        elif msg.type == "history":
+            self._history(client, msg)
+        elif msg.type == "command_log":
+            self._command_log(client, msg)
         elif msg.type in ("seek", "live"):
             self.time_requests.put((client.id, msg))  # answered on the runtime's thread (the history store)
         elif msg.type == "alarm_action":
@@ -592,6 +604,58 @@ class WebBridge:
         client.principal = principal
         reply = {"type": "auth_ok", "user": _principal_name(principal), "role": getattr(principal, "role", ""), "ref": ref}
         client.outbox.append(dumps(reply))
+        client.poke.set()
+
+    def _history(self, client: _Client, msg: Any) -> None:
+        """Answer a trend chart's request with the point's recent history (read-only)."""
+        if msg.device not in self._index:
+            self._refuse(client, "unknown_device", f"no device {msg.device[:60]!r} in this site", msg.ref)
+            return
+        asyncio.ensure_future(self._answer_history(client, msg.device, msg.point, msg.ref, msg.since))
+
+    async def _answer_history(self, client: _Client, device: str, point: str, ref: Any, since: float | None) -> None:
+        times: list = []
+        values: list = []
+        source, window = "none", 0.0
+        provider = self.history_provider
+        if provider is not None:
+            try:  # the provider may wait for the update loop or read a store: never on the event loop itself
+                got = await asyncio.get_running_loop().run_in_executor(None, provider, device, point, since)
+                t, v = got[0], got[1]
+                source, window = (got[2], got[3]) if len(got) > 3 else ("memory", 0.0)
+            except KeyError:
+                self._refuse(client, "bad_field", f"no point {point[:60]!r} on {device[:60]!r}", ref)
+                return
+            except Exception:  # a provider error costs this answer, never the connection
+                log.exception("history provider failed")
+                t, v = (), ()
+            times = [_round_time(x) for x in list(t)[-HISTORY_MAX_SAMPLES:]]
+            values = [_finite_or_none(x) for x in list(v)[-HISTORY_MAX_SAMPLES:]]
+        reply = {"type": "history", "ref": ref, "device": device, "point": point, "now": time.time(),
+                 "since": since, "source": source, "window": _finite_or_none(window), "t": times, "v": values}  # fmt: skip
+        client.outbox.append(dumps(reply))
+        client.poke.set()
+
+    def _command_log(self, client: _Client, msg: Any) -> None:
+        """Answer with a device's recent commands (read from the audit log off the event loop)."""
+        if msg.device not in self._index:
+            self._refuse(client, "unknown_device", f"no device {msg.device[:60]!r} in this site", msg.ref)
+            return
+        asyncio.ensure_future(self._answer_command_log(client, msg.device, msg.ref))
+
+    async def _answer_command_log(self, client: _Client, device: str, ref: Any) -> None:
+        entries: list = []
+        provider = self.command_log_provider
+        if provider is not None:
+            try:
+                entries = await asyncio.get_running_loop().run_in_executor(None, provider, device)
+            except Exception:  # an unreadable audit log costs this answer, never the connection
+                log.exception("command log provider failed")
+        try:
+            text = dumps({"type": "command_log", "ref": ref, "device": device, "commands": entries})
+        except ValueError:
+            text = dumps({"type": "command_log", "ref": ref, "device": device, "commands": []})
+        client.outbox.append(text)
         client.poke.set()
 
     def _command(self, client: _Client, msg: Any) -> None:
@@ -770,20 +834,44 @@ class WebBridge:
         if entry is None or "\\" in name or ".." in name.split("/"):
             self.stats.http_refused += 1
             return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
-        body = entry if isinstance(entry, bytes) else entry.read_bytes()
+        # gzip and ETag revalidation (httpcache): a second visit gets 304s, not the GLB again
+        encoded = self._encoded.get(name, entry)
+        gz = encoded.gzipped is not None and accepts_gzip(request.headers.get("Accept-Encoding"))
+        body = encoded.gzipped if gz else encoded.body
+        etag = encoded.etag[:-1] + '-gz"' if gz else encoded.etag
+        status = 200
+        if etag_matches(request.headers.get("If-None-Match"), etag):
+            status, body = 304, b""
         headers = Headers(
             [
                 ("Content-Type", content_type(name)),
                 ("Content-Length", str(len(body))),
                 ("Cache-Control", "no-cache"),
+                ("ETag", etag),
+                ("Vary", "Accept-Encoding"),
                 ("X-Content-Type-Options", "nosniff"),
                 ("Referrer-Policy", "no-referrer"),
                 ("Connection", "close"),
             ]
         )
+        if gz:
+            headers["Content-Encoding"] = "gzip"
         if name.endswith(".html") and self._csp:
             headers["Content-Security-Policy"] = self._csp
-        return Response(200, "OK", headers, body)
+        return Response(status, "Not Modified" if status == 304 else "OK", headers, body)
+
+
+def _round_time(t: Any) -> float | None:
+    f = _finite_or_none(t)
+    return None if f is None else round(f, 3)
+
+
+def _finite_or_none(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
 
 
 def _address(connection: Any) -> str:

@@ -18,7 +18,8 @@ MAX_NAME_CHARS = 200
 MAX_ARGS = 32
 MAX_ARG_TEXT = 1000
 MAX_REF_CHARS = 64
-CLIENT_TYPES = ("auth", "command", "ping", "seek", "live", "alarm_action")
+MAX_HISTORY_S = 400 * 86400  # a history request reaches back at most this far
+CLIENT_TYPES = ("auth", "command", "ping", "history", "command_log", "seek", "live", "alarm_action")
 ALARM_ACTIONS = ("ack", "shelve", "unshelve")
 MAX_REASON_CHARS = 500
 
@@ -81,6 +82,8 @@ class ClientMessage:
     args: dict | None = None
     confirmed: bool = False
     ref: str | int | None = None
+    point: str = ""
+    since: float | None = None  # history: how far back, in seconds
     t: float | None = None  # seek: the instant to show, epoch seconds
     alarm: str = ""  # alarm_action: the alarm id (DEVICE/NAME)
     action: str = ""  # alarm_action: ack | shelve | unshelve
@@ -140,6 +143,18 @@ def parse_client_message(data: str | bytes) -> ClientMessage:
         return ClientMessage("ping", ref=ref)
     if kind == "auth":
         return ClientMessage("auth", token=_text(msg, "token", MAX_TOKEN_CHARS), ref=ref)
+    if kind == "command_log":
+        return ClientMessage("command_log", device=_text(msg, "device", MAX_NAME_CHARS), ref=ref)
+    if kind == "history":
+        since = msg.get("since")
+        if since is not None and not (
+            isinstance(since, (int, float)) and not isinstance(since, bool) and math.isfinite(since) and 0 < since <= MAX_HISTORY_S
+        ):
+            raise BadMessage("bad_field", f"'since' must be seconds between 0 and {MAX_HISTORY_S}")
+        return ClientMessage(
+            "history", device=_text(msg, "device", MAX_NAME_CHARS), point=_text(msg, "point", MAX_NAME_CHARS), ref=ref,
+            since=float(since) if since is not None else None,
+        )
     if kind == "live":
         return ClientMessage("live", ref=ref)
     if kind == "seek":

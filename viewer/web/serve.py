@@ -18,6 +18,7 @@ import logging
 import shutil
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -161,10 +162,64 @@ def start_server(
         bridge.metrics = Metrics(runtime, bridge)
         publisher.publish_all()
         driver = Driver(runtime, rate, before_step=publisher.before_step).start()
+        bridge.history_provider = twin_history(runtime, driver)
+        audit = getattr(getattr(runtime, "commands", None), "audit", None)
+        if getattr(audit, "path", None) is not None:
+            from .auditlog import command_log_provider
+
+            bridge.command_log_provider = command_log_provider(audit.path)
     except BaseException:
         bridge.stop()
         raise
     return WebServer(bridge, publisher, driver)
+
+
+def twin_history(runtime: Runtime, driver: Driver) -> Callable[..., tuple]:
+    """(device, point, since) -> (times, values, source, window) for trend charts.
+
+    Within the twin's in-memory window (history_seconds) the values come from the
+    runtime (read on its thread, Driver.call); further back, from the history store
+    the runtime is recorded into (a read-only handle of its own, binned to about
+    1000 points, good values only), when there is one. source is "memory" or "store", window the
+    seconds that source covers (None: as far as the store goes)."""
+    readers: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def from_store(device: str, point: str, since: float) -> tuple | None:
+        store = getattr(getattr(runtime, "recorder", None), "store", None)
+        where = getattr(store, "root", None) or getattr(store, "url", None)
+        if store is None or where is None:
+            return None
+        from twinview.history import open_store
+
+        with lock:
+            reader = readers.get("store")
+            if reader is None:
+                reader = readers["store"] = open_store(where, runtime.site.name, readonly=True)
+            ids = reader.ids([f"{device}/{point}"], create=False)
+            if len(ids) == 0 or int(ids[0]) < 0:
+                return None
+            now = time.time()
+            series = reader.series(int(ids[0]), now - since, now, max_points=1000)
+        t, v, q = series.t, series.v, getattr(series, "q", None)
+        if q is not None and len(q) == len(t):  # the store also keeps quality changes: chart good values only
+            keep = q == 0
+            t, v = t[keep], v[keep]
+        return t, v, "store", None
+
+    def history(device: str, point: str, since: float | None = None) -> tuple:
+        window = float(runtime.state.history_seconds)
+        if since is not None and since > window:
+            try:
+                got = from_store(device, point, since)
+            except Exception:  # no store, unknown there, or unreadable: the in-memory window still answers
+                got = None
+            if got is not None:
+                return got
+        t, v = driver.call(lambda: runtime.state.history(device, point), timeout=5.0)
+        return t, v, "memory", window
+
+    return history
 
 
 def serve(

@@ -14,6 +14,7 @@ import numpy as np
 
 from twinview.twin.commands import initial_from
 from twinview.site import LoadedSite, find_part
+from twinview.twin import colormaps
 from twinview.site.manifest import CommandSpec, Device, PointSpec
 
 PROTOCOL = 1
@@ -53,6 +54,22 @@ def _command(c: CommandSpec) -> dict:
     }
 
 
+def _hex(rgba: Any) -> str:
+    return "#" + "".join(f"{max(0, min(255, round(float(c) * 255))):02x}" for c in list(rgba)[:3])
+
+
+def _color(c: Any) -> dict | None:
+    """The colour overlay for the page's legend: a named map over a range, thresholds or states."""
+    if c is None:
+        return None
+    return {
+        "point": c.point, "map": c.map, "range": _pair(c.range),
+        "stops": [[float(v), _hex(rgba)] for v, rgba in c.stops],
+        "states": {str(k): _hex(rgba) for k, rgba in c.states.items()},
+        "gradient": [_hex(colormaps.sample(c.map, t / 6)) for t in range(7)] if c.map else [],
+    }  # fmt: skip
+
+
 def _device(loaded: LoadedSite, d: Device) -> dict:
     model = loaded.model
     motions = []
@@ -73,6 +90,7 @@ def _device(loaded: LoadedSite, d: Device) -> dict:
         "meta": dict(d.meta),
         "points": [_point(p) for p in d.points],
         "color_point": d.color.point if d.color else None,
+        "color": _color(d.color),
         "motions": motions,
         "label_points": list(d.label.points) if d.label else [],
         "commands": [_command(c) for c in d.commands],

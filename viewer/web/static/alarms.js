@@ -163,7 +163,7 @@ export class Alarms {
     if (!this.dom) return;
     const { button, box } = this.dom;
     const { active, unack } = this.counts();
-    button.textContent = `Alarms ${active}${unack ? ` (${unack} unack)` : ''}`;
+    button.textContent = `Alarm list ${active}${unack ? ` (${unack} unack)` : ''}`;
     button.style.background = unack ? '#f8d7d7' : '';
     button.dataset.count = String(active);
     if (box.hidden) return;

@@ -1,50 +1,72 @@
 // twinview in the browser and in headsets: the live site over the bridge's websocket.
 //
-// Desktop: orbit, hover and click to inspect (HTML side panel), live colours,
-// motion and labels. Immersive (WebXR VR or AR): the same scene; a controller
-// ray selects a device on 'select' and opens an in-scene panel with live values
-// and command buttons. window.twinview exposes state for tests and debugging.
+// Desktop and tablet: a device list with search, a status summary, orbit / fly-to /
+// fit, hover names, an inspector with values, trend, commands and their log.
+// Immersive (WebXR VR or AR): the same scene; a controller ray selects a device and
+// opens an in-scene panel with live values and commands (xr.js).
+// window.twinview exposes state for tests and debugging.
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
 import { Alarms } from './alarms.js';
+import { Banner, clock, duration } from './banner.js';
+import { CameraMover } from './camera.js';
+import { CommandLog } from './commandlog.js';
 import { Connection, bridgeUrl } from './connection.js';
+import { DeviceList } from './devicelist.js';
 import { commandStateText } from './format.js';
-import { LabelSprite } from './labels.js';
-import { DeviceVisual, FLAGS } from './looks.js';
+import { LabelSprite, layoutLabels } from './labels.js';
+import { buildLegend } from './legend.js';
+import { DeviceVisual } from './looks.js';
 import { Panel3D } from './panel3d.js';
 import { SidePanel } from './sidepanel.js';
+import { KINDS, KIND_WORD, StatusSummary, kindsOf, mainKind, reason } from './status.js';
 import { Timeline } from './timeline.js';
+import { Trend } from './trend.js';
+import { setupKeys } from './keys.js';
+import { pickDevice } from './picking.js';
+import { installHook } from './testhook.js';
+import { XRSupport } from './xr.js';
 
-const MAX_LABELS = 400; // beyond this only selected or alarmed devices carry a label
+const MAX_LABELS = 400; // beyond this only selected, alarmed, offline or bad devices carry a label
+const ANIMATION_FPS = 15; // moving parts are drawn at most this often; an idle page draws nothing
 const BACKGROUND = new THREE.Color('#c9d3de');
 const $ = (id) => document.getElementById(id);
 
 const hook = {
-  ready: false, connected: false, error: null, seq: -1, snapshots: 0, deltas: 0, frames: 0, renderedSeq: -1,
-  user: null, role: null, mode: 'live', pastAt: null, selectedDevice: null, hoveredDevice: null, errors: [], results: [], commandStates: [],
+  ready: false, connected: false, live: false, error: null, seq: -1, snapshots: 0, deltas: 0, frames: 0, renderedSeq: -1,
+  user: null, role: null, selectedDevice: null, hoveredDevice: null, errors: [], results: [], commandStates: [],
+  counts: {}, announcements: [], histories: 0, mode: 'live', pastAt: null,
   xr: { supported: { vr: false, ar: false }, presenting: false, mode: null, selects: 0 },
 };
 window.twinview = hook;
 
 let info = null;
-let timeline = null; // the history slider (created once the connection exists)
-let renderer, scene, camera, controls, siteRoot;
+let renderer; let scene; let camera; let controls; let siteRoot; let mover;
 const visuals = new Map(); // device id -> DeviceVisual
 const pickables = [];
 const labels = new Map(); // device id -> LabelSprite
 const animated = new Set(); // visuals that spin or pulse
 let dirty = true;
-let placePanel = false; // place the headset panel once the XR camera has a pose
+let labelsDirty = true;
 let connection = null;
 let sidePanel = null;
+let deviceList = null;
+let summary = null;
+let banner = null;
+let trend = null;
+let xr = null;
+let timeline = null; // the history slider (created once the connection exists)
+const commandLog = new CommandLog();
 const panel3d = new Panel3D();
 // The alarm list (page, headset panel, area badges): alarms.js; these few lines hook it in.
-const alarms = new Alarms({ send: (m) => (connection ? connection.send(m) : false), select: (id) => select(id), role: () => hook.role });
+const alarms = new Alarms({ send: (m) => (connection ? connection.send(m) : false), select: (id) => select(id, { fly: true }), role: () => hook.role });
 hook.alarms = alarms;
 const raycaster = new THREE.Raycaster();
 let lastTime = null;
-const controllers = [];
+let lastDraw = 0;
+let drawMs = 0; // average cost of a frame: motion is drawn at most a quarter of the time, so input stays responsive
+let viewSize = { w: 1, h: 1 };
 
 function toast(text) {
   const t = $('toast');
@@ -54,12 +76,53 @@ function toast(text) {
   toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
 }
 
+/** Say something to screen readers (assertive for alarms). */
+function announce(text, urgent = false) {
+  hook.announcements.push(text);
+  if (hook.announcements.length > 50) hook.announcements.shift();
+  const region = $(urgent ? 'announce-alarm' : 'announce');
+  region.textContent = '';
+  setTimeout(() => { region.textContent = text; }, 30);
+}
+
+// --- connection and trust ----------------------------------------------------------------
+
 function setStatus(connected, detail) {
   hook.connected = connected;
   const s = $('status');
-  s.className = `status ${connected ? 'online' : 'offline'}`;
-  s.textContent = connected ? 'live' : `offline${detail ? ': ' + detail : ''}`;
-  if (!connected) { hook.user = null; hook.role = null; $('user').textContent = ''; }
+  if (connected) {
+    s.className = 'status offline';
+    s.textContent = 'connecting…';
+    return; // live once the snapshot arrives
+  }
+  s.className = 'status offline';
+  s.textContent = `no connection${detail ? ': ' + detail : ''}`;
+  hook.user = null;
+  hook.role = null;
+  $('user').textContent = '';
+  if (hook.live || !banner.everConnected) {
+    hook.live = false;
+    hook.lostAt = Date.now();
+    banner.lost(detail);
+    refreshAll();
+  }
+}
+
+function goneLive() {
+  const wasLive = hook.live;
+  hook.live = true;
+  const s = $('status');
+  s.className = 'status online';
+  s.textContent = 'live';
+  if (!wasLive) banner.connected();
+}
+
+/** Re-apply every device (the link changed: stale everywhere, or live again). */
+function refreshAll() {
+  for (const [id, v] of visuals) applyEntry(id, v.entry);
+  if (sidePanel) sidePanel.refresh();
+  if (panel3d.device) { panel3d.blocked = xr ? xr.blockedReason() : ''; panel3d.draw(); }
+  dirty = true;
 }
 
 // --- scene ---------------------------------------------------------------------------
@@ -73,10 +136,11 @@ async function loadSite() {
 
   renderer = new THREE.WebGLRenderer({ antialias: true, alpha: true });
   renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
-  renderer.setSize(window.innerWidth, window.innerHeight);
   renderer.xr.enabled = true;
   renderer.xr.setReferenceSpaceType('local-floor');
-  $('viewport').append(renderer.domElement);
+  $('viewport').prepend(renderer.domElement);
+  renderer.domElement.setAttribute('aria-label', `3D view of ${info.name}`);
+  renderer.domElement.tabIndex = -1;
 
   scene = new THREE.Scene();
   scene.background = BACKGROUND;
@@ -96,14 +160,26 @@ async function loadSite() {
   alarms.attachScene(siteRoot, visuals);
   scene.add(alarms.panel.mesh);
 
-  camera = new THREE.PerspectiveCamera(45, window.innerWidth / window.innerHeight, 0.05, 5000);
+  camera = new THREE.PerspectiveCamera(45, 1, 0.05, 5000);
   controls = new OrbitControls(camera, renderer.domElement);
-  controls.addEventListener('change', () => { dirty = true; });
-  fitCamera();
+  controls.zoomToCursor = true;
+  controls.screenSpacePanning = true;
+  controls.addEventListener('change', () => { dirty = true; labelsDirty = true; });
+  controls.addEventListener('start', () => mover.stop());
+  mover = new CameraMover(camera, controls, () => { dirty = true; labelsDirty = true; });
+  resize();
+  mover.fit(siteBounds(), info.camera, false);
 
-  window.addEventListener('resize', onResize);
+  new ResizeObserver(() => resize()).observe($('viewport'));
+  window.addEventListener('resize', () => resize());
   setupPointer();
-  setupControllers();
+  xr = new XRSupport({
+    renderer, scene, camera, controls, siteRoot, panel3d, raycaster, hook, siteBounds,
+    pick: pickFromRay, select, sendCommand, sidePanel, visuals, background: BACKGROUND, onResize: (force) => resize(force),
+    markDirty: () => { dirty = true; },
+    alarms,
+    fitLabels: () => fitLabels(),
+  });
   renderer.setAnimationLoop(frame);
 }
 
@@ -130,80 +206,131 @@ function bindDevices(root) {
   const labelled = info.devices.filter((d) => d.label_points.length && visuals.has(d.id));
   hook.devices = [...visuals.keys()];
   hook.labelsAll = labelled.length <= MAX_LABELS;
-  hook.ready = true;
 }
 
+/** The part of the site that matters: every device (plus a small margin), not the whole ground plane. */
 function siteBounds() {
-  const [lo, hi] = info.bounds;
-  const center = new THREE.Vector3((lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2);
-  const radius = Math.max(0.5, new THREE.Vector3(hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]).length() / 2);
+  let box = new THREE.Box3();
+  for (const v of visuals.values()) box.union(v.box);
+  if (box.isEmpty()) box = new THREE.Box3(new THREE.Vector3().fromArray(info.bounds[0]), new THREE.Vector3().fromArray(info.bounds[1]));
+  const size = box.getSize(new THREE.Vector3());
+  box.expandByScalar(Math.max(0.5, size.length() * 0.04));
+  const lo = box.min.toArray();
+  const hi = box.max.toArray();
+  const center = box.getCenter(new THREE.Vector3());
+  const radius = Math.max(0.5, box.getSize(new THREE.Vector3()).length() / 2);
   return { lo, hi, center, radius };
 }
 
-function fitCamera() {
-  const { center, radius } = siteBounds();
-  camera.near = radius / 200;
-  camera.far = radius * 40;
-  if (info.camera) {
-    camera.position.fromArray(info.camera.position);
-    controls.target.fromArray(info.camera.target);
-  } else {
-    const dir = new THREE.Vector3(0.9, 0.75, 1.1).normalize();
-    const distance = radius / Math.tan(THREE.MathUtils.degToRad(camera.fov / 2)) * 0.9;
-    camera.position.copy(center).addScaledVector(dir, distance);
-    controls.target.copy(center);
-  }
-  camera.updateProjectionMatrix();
-  controls.update();
-  dirty = true;
+/** Labels keep their on-screen size; in a headset they are as large as on a 500 px screen and only
+ *  selected, alarm, offline and bad devices keep theirs (a model of the whole plant is small). */
+function fitLabel(label) {
+  const xr = renderer && renderer.xr.isPresenting;
+  label.fit(xr ? 500 : viewSize.h, camera ? camera.fov : 45, siteRoot ? siteRoot.scale.x : 1);
+  if (xr) label.sprite.center.set(0.5, 0);
+  if (xr) label.sprite.visible = label.wanted && (label.tone !== 'good' && label.tone !== 'stale' && label.tone !== 'nodata' || label.tag === hook.selectedDevice);
 }
 
-function onResize() {
-  if (renderer.xr.isPresenting) return; // the headset decides the size
-  camera.aspect = window.innerWidth / window.innerHeight;
+function fitLabels() {
+  for (const label of labels.values()) fitLabel(label);
+  labelsDirty = true;
+}
+
+function resize(force = false) {
+  if (!renderer || renderer.xr.isPresenting) return; // the headset decides the size
+  const box = $('viewport');
+  const w = Math.max(1, box.clientWidth);
+  const h = Math.max(1, box.clientHeight);
+  if (!force && w === viewSize.w && h === viewSize.h) return;
+  viewSize = { w, h };
+  camera.aspect = w / h;
   camera.updateProjectionMatrix();
-  renderer.setSize(window.innerWidth, window.innerHeight);
+  renderer.setSize(w, h);
+  fitLabels();
   dirty = true;
+  labelsDirty = true;
 }
 
 // --- live state ------------------------------------------------------------------------
 
-function labelTone(entry) {
-  const f = entry ? entry.flags : FLAGS.STALE;
-  if (f & FLAGS.ALARM) return 'alarm';
-  if (f & FLAGS.OFFLINE) return 'offline';
-  if (f & FLAGS.BAD) return 'bad';
-  if (f & FLAGS.STALE) return 'stale';
-  return 'good';
+function labelTone(kinds) {
+  const main = mainKind(kinds);
+  return main === 'ok' ? 'good' : main;
 }
 
-function updateLabel(visual) {
+function updateLabel(visual, kinds) {
   const entry = visual.entry;
-  const show = hook.labelsAll || visual.selected || (entry && entry.flags & FLAGS.ALARM);
-  const text = show && entry ? entry.label : '';
+  const main = mainKind(kinds);
+  const important = main === 'alarm' || main === 'offline' || main === 'bad';
+  const hasValue = visual.info.label_points.length > 0;
+  const show = visual.selected || important || (hook.labelsAll && hasValue);
+  let text = '';
+  if (show) {
+    if (main === 'offline') text = 'OFFLINE';
+    else if (main === 'alarm') text = hasValue && entry && entry.label ? `${entry.label} · ALARM` : 'ALARM';
+    else if (main === 'bad') text = hasValue && entry && entry.label ? `${entry.label} · BAD` : 'BAD VALUE';
+    else text = entry && entry.label ? entry.label : (hasValue ? '—' : '');
+    if (!hook.live && text && !text.includes('stale')) text += ' (stale)';
+  }
   let label = labels.get(visual.id);
-  if (!text && !label) return;
+  if (!show && !label) return;
   if (!label) {
-    const size = visual.box.getSize(new THREE.Vector3());
-    label = new LabelSprite(Math.min(Math.max(Math.max(size.x, size.z) * 0.3, 0.2), 3.0));
+    label = new LabelSprite();
     const top = visual.box.getCenter(new THREE.Vector3());
-    top.y = visual.box.max.y + label.height * 0.25;
+    top.y = visual.box.max.y;
     label.sprite.position.copy(top);
     label.sprite.name = `label ${visual.id}`;
+    fitLabel(label);
     siteRoot.add(label.sprite);
     labels.set(visual.id, label);
   }
-  label.set(text, labelTone(entry));
+  if (label.set(show ? visual.id : '', text, labelTone(kinds))) { fitLabel(label); labelsDirty = true; }
+}
+
+let statusTimer = null;
+function statusChanged() {
+  if (statusTimer) return;
+  statusTimer = setTimeout(() => { statusTimer = null; recount(); }, 150);
+}
+
+const kindCache = new Map(); // id -> Set of kinds (to announce new alarms)
+let firstCount = true;
+
+function recount() {
+  const counts = Object.fromEntries(KINDS.map((k) => [k, 0]));
+  const newAlarms = [];
+  for (const [id, v] of visuals) {
+    const kinds = kindsOf(v.entry, hook.live);
+    for (const k of kinds) counts[k] += 1;
+    const before = kindCache.get(id);
+    if (kinds.has('alarm') && hook.live && !firstCount && !(before && before.has('alarm'))) newAlarms.push(v);
+    if (hook.live || !before) kindCache.set(id, kinds);
+  }
+  hook.counts = counts;
+  summary.update(counts);
+  if (hook.live && firstCount) {
+    firstCount = false;
+    const parts = KINDS.filter((k) => counts[k]).map((k) => `${counts[k]} ${KIND_WORD[k]}`);
+    announce(parts.length ? `Plant status: ${parts.join(', ')}.` : 'Plant status: all devices current.', counts.alarm > 0);
+  }
+  for (const v of newAlarms) announce(`Alarm: ${v.id} ${v.info.name}, ${reason(v.info, v.entry, 'alarm')}`, true);
+  if (deviceList && deviceList.kind) deviceList.render();
 }
 
 function applyEntry(id, entry) {
   const visual = visuals.get(id);
   if (!visual) return;
-  visual.apply(entry);
+  visual.apply(entry, hook.live);
   if (visual.spinning || visual.pulsing) animated.add(visual); else animated.delete(visual);
-  updateLabel(visual);
+  const kinds = kindsOf(entry, hook.live);
+  updateLabel(visual, kinds);
+  if (deviceList) deviceList.setStatus(id, kinds, mainKind(kinds), (k) => reason(visual.info, entry, k));
   if (sidePanel && sidePanel.visual === visual) sidePanel.refresh();
   if (panel3d.device === visual) panel3d.draw();
+  if (entry && trend && trend.device === id) {
+    for (const [pid, rec] of Object.entries(entry.points || {})) trend.add(id, pid, rec.t, rec.v);
+  }
+  statusChanged();
 }
 
 /** Counted errors on the server (bad payloads, audit writes, handlers): a number in the bar, the detail on hover. */
@@ -217,21 +344,47 @@ function showErrors(status) {
     (status.last_error ? `\nlast: ${status.last_error}` : '');
 }
 
+/** A data source (connector) of the server that is down: a red pill naming it; announced once. */
+const linksDown = new Map(); // name -> since (ms)
+function showLinks(links) {
+  const now = Date.now();
+  for (const [name, link] of Object.entries(links)) {
+    const down = link.state === 'down';
+    if (down && !linksDown.has(name)) {
+      linksDown.set(name, now);
+      announce(`Data source ${name} is down${link.detail ? ` (${link.detail})` : ''}: its values turn stale.`, true);
+    } else if (!down && linksDown.has(name)) {
+      announce(`Data source ${name} is up again after ${duration(now - linksDown.get(name))}.`);
+      linksDown.delete(name);
+    }
+  }
+  for (const name of [...linksDown.keys()]) if (!(name in links)) linksDown.delete(name);
+  const box = $('links');
+  box.hidden = linksDown.size === 0;
+  box.textContent = [...linksDown].map(([name, since]) => `${name} down since ${clock(since)}`).join(' · ');
+  box.title = Object.entries(links).filter(([, l]) => l.state === 'down').map(([n, l]) => `${n}: ${l.detail || 'down'}`).join('\n');
+}
+
 function onMessage(msg) {
   if (alarms.handle(msg)) { dirty = true; return; }
   switch (msg.type) {
     case 'hello':
       hook.hello = msg;
+      hook.actuation = msg.actuation;
       break;
     case 'snapshot': {
       hook.snapshots += 1;
       hook.mode = 'live';
+      hook.pastAt = null;
       if (timeline) timeline.showLive();
+      goneLive();
       const seen = new Set(Object.keys(msg.devices));
       for (const [id, visual] of visuals) if (!seen.has(id) && visual.entry) applyEntry(id, null);
       for (const [id, entry] of Object.entries(msg.devices)) applyEntry(id, entry);
+      for (const [id, visual] of visuals) if (!seen.has(id)) applyEntry(id, visual.entry);
       if (msg.commands) for (const s of msg.commands) onCommandState(s, false);
       hook.seq = msg.seq;
+      if (sidePanel.visual) { requestCommandLog(sidePanel.visual.id); sidePanel.refresh(); if (trend.point) { trend.device = null; trend.show(sidePanel.visual.id, trend.point); } }
       dirty = true;
       break;
     }
@@ -245,12 +398,16 @@ function onMessage(msg) {
       hook.user = msg.user;
       hook.role = msg.role;
       $('user').textContent = `${msg.user} (${msg.role})`;
+      $('login-open').textContent = 'Account';
       alarms.refresh();
       toast(`logged in as ${msg.user} (${msg.role})`);
+      sidePanel.refresh();
+      if (panel3d.device) { panel3d.blocked = xr.blockedReason(); panel3d.draw(); }
       break;
     case 'status':
       hook.status = msg;
       showErrors(msg);
+      showLinks(msg.links || {});
       if (timeline) timeline.status(msg.history);
       break;
     case 'past': {
@@ -258,6 +415,9 @@ function onMessage(msg) {
       hook.pastAt = msg.at;
       for (const [id, entry] of Object.entries(msg.devices)) applyEntry(id, entry);
       if (timeline) timeline.showPast(msg);
+      if (sidePanel) sidePanel.refresh();
+      $('status').className = 'status past';
+      $('status').textContent = 'past';
       dirty = true;
       break;
     }
@@ -265,15 +425,28 @@ function onMessage(msg) {
       break;
     case 'command_result':
       hook.results.push(msg);
-      showCommandState(msg);
+      commandLog.result(msg);
+      showCommandState(msg, true);
       break;
     case 'command_state':
       onCommandState(msg, true);
       break;
+    case 'history':
+      hook.histories += 1;
+      trend.history(msg);
+      break;
+    case 'command_log':
+      commandLog.past(msg.device, msg.commands);
+      if (sidePanel.visual && sidePanel.visual.id === msg.device) sidePanel.renderLog();
+      break;
     case 'error':
       hook.errors.push(msg);
       if (msg.code === 'auth_failed' || msg.code === 'no_actuation') toast(msg.message);
-      if (msg.ref) showCommandState({ ...msg, state: 'refused', reason: msg.message });
+      if (msg.ref && String(msg.ref).startsWith('c')) {
+        const s = { ...msg, state: 'refused', reason: msg.message, ok: false };
+        commandLog.result(s);
+        showCommandState(s, true);
+      }
       break;
     default:
       break;
@@ -283,304 +456,262 @@ function onMessage(msg) {
 function onCommandState(s, live) {
   hook.commandStates.push(s);
   if (hook.commandStates.length > 200) hook.commandStates.shift();
-  if (live) showCommandState(s);
+  commandLog.state(s);
+  if (live) showCommandState(s, false);
+  else if (sidePanel && sidePanel.visual && sidePanel.visual.id === s.device) sidePanel.renderLog();
 }
 
-function showCommandState(s) {
+function showCommandState(s, ours) {
   const selected = hook.selectedDevice;
-  if (s.device && selected && s.device !== selected) return;
-  if (sidePanel && sidePanel.visual) sidePanel.addLog(s);
-  if (panel3d.device) panel3d.setStatus(s);
-  if (!s.device || !selected) toast(commandStateText(s));
+  if (sidePanel && sidePanel.visual && (!s.device || s.device === sidePanel.visual.id)) sidePanel.renderLog();
+  if (panel3d.device && (!s.device || s.device === panel3d.device.id)) panel3d.setStatus(s);
+  const text = commandStateText(s) + (s.user && !ours ? ` (${s.user})` : '');
+  if (ours || (s.user && s.user === hook.user) || s.final) announce(text);
+  if (!s.device || !selected) toast(text);
   dirty = true;
 }
 
 function sendCommand(device, command, args, confirmed) {
-  if (hook.mode === 'past') {  // the past cannot be commanded (the headset panel and the page alike)
+  if (hook.mode === 'past') { // the past cannot be commanded (the headset panel and the page alike)
     const text = `${command}: not sent: showing the past; press Live first`;
     if (panel3d.device) panel3d.setStatus(text);
     toast(text);
     return null;
   }
   const ref = connection.command(device, command, args, confirmed);
-  const text = ref ? `${command}: requested` : `${command}: not sent (offline)`;
-  if (sidePanel && sidePanel.visual) sidePanel.addLog({ command, device, state: ref ? 'requested' : 'not sent' });
-  if (panel3d.device) panel3d.setStatus(text);
+  commandLog.local(device, command, args, hook.user || '', ref, ref ? 'requested' : 'not sent', ref ? '' : 'no connection to the server');
+  if (sidePanel && sidePanel.visual) sidePanel.renderLog();
+  if (panel3d.device) panel3d.setStatus(ref ? `${command}: requested` : `${command}: not sent (offline)`);
+  announce(ref ? `${command} on ${device}: requested` : `${command} on ${device}: not sent, no connection`);
   return ref;
 }
 
-// --- selection and picking -----------------------------------------------------------------
+function requestCommandLog(device) {
+  return connection ? connection.send({ type: 'command_log', device, ref: `l-${device}` }) : false;
+}
 
-function select(id) {
+function requestHistory(device, point, since = null) {
+  const msg = { type: 'history', device, point, ref: `h-${device}-${point}` };
+  if (since) msg.since = since;
+  return connection ? connection.send(msg) : false;
+}
+
+// --- selection, focus and picking --------------------------------------------------------
+
+function select(id, { fly = false } = {}) {
   const previous = visuals.get(hook.selectedDevice);
-  if (previous) { previous.selected = false; previous.refreshEmissive(0); updateLabel(previous); }
   const visual = id ? visuals.get(id) : null;
+  if (previous && previous !== visual) { previous.selected = false; previous.refreshEmissive(0); updateLabel(previous, kindsOf(previous.entry, hook.live)); }
   hook.selectedDevice = visual ? visual.id : null;
-  if (visual) { visual.selected = true; visual.refreshEmissive(0); updateLabel(visual); }
+  if (visual) { visual.selected = true; visual.refreshEmissive(0); updateLabel(visual, kindsOf(visual.entry, hook.live)); }
+  outline(visual);
+  if (deviceList) deviceList.setCurrent(hook.selectedDevice);
+  // the address names the selection: a link to the page opens this device
+  const hash = hook.selectedDevice ? `#${encodeURIComponent(hook.selectedDevice)}` : '';
+  if (window.location.hash !== hash) history.replaceState(null, '', `${window.location.pathname}${window.location.search}${hash}`);
   if (renderer.xr.isPresenting) {
-    if (visual) { panel3d.open(visual, hook.role); panel3d.placeBefore(renderer.xr.getCamera()); } else panel3d.close();
+    xr.selected(visual);
   } else {
     sidePanel.show(visual);
+    if (visual) requestCommandLog(visual.id);
+    if (visual && fly) focusDevice(visual.id);
   }
+  labelsDirty = true;
   dirty = true;
 }
 
-function hover(id) {
-  if (id === hook.hoveredDevice) return;
-  const previous = visuals.get(hook.hoveredDevice);
-  if (previous) { previous.hovered = false; previous.refreshEmissive(0); }
-  const visual = id ? visuals.get(id) : null;
-  hook.hoveredDevice = visual ? visual.id : null;
-  if (visual) { visual.hovered = true; visual.refreshEmissive(0); }
-  renderer.domElement.style.cursor = visual ? 'pointer' : '';
-  dirty = true;
+let selectionBox = null;
+/** An orange box around the selected device (a tint would change its state colour). */
+function outline(visual) {
+  if (selectionBox) { siteRoot.remove(selectionBox); selectionBox.geometry.dispose(); selectionBox = null; }
+  if (!visual) return;
+  const box = visual.box.clone();
+  box.expandByScalar(Math.max(0.05, box.getSize(new THREE.Vector3()).length() * 0.03));
+  selectionBox = new THREE.Box3Helper(box, 0xe8590c);
+  selectionBox.material.depthTest = false;
+  selectionBox.material.transparent = true;
+  selectionBox.renderOrder = 9;
+  selectionBox.name = 'selection';
+  siteRoot.add(selectionBox);
+}
+
+function focusDevice(id) {
+  const v = visuals.get(id || hook.selectedDevice);
+  if (!v) return false;
+  const box = v.box.clone().applyMatrix4(siteRoot.matrixWorld);
+  mover.flyTo(box);
+  return true;
+}
+
+function hover(id, event) {
+  const tip = $('tooltip');
+  if (id !== hook.hoveredDevice) {
+    const previous = visuals.get(hook.hoveredDevice);
+    if (previous) { previous.hovered = false; previous.refreshEmissive(0); }
+    const visual = id ? visuals.get(id) : null;
+    hook.hoveredDevice = visual ? visual.id : null;
+    if (visual) { visual.hovered = true; visual.refreshEmissive(0); }
+    renderer.domElement.style.cursor = visual ? 'pointer' : '';
+    dirty = true;
+  }
+  const v = visuals.get(hook.hoveredDevice);
+  if (!v || !event) { tip.hidden = true; return; }
+  const kinds = kindsOf(v.entry, hook.live);
+  const main = mainKind(kinds);
+  tip.textContent = `${v.id} · ${v.info.name}${v.entry && v.entry.label ? ' — ' + v.entry.label : ''}${main !== 'ok' ? ' — ' + reason(v.info, v.entry, main) : ''}`;
+  const rect = $('viewport').getBoundingClientRect();
+  tip.hidden = false;
+  const x = Math.min(event.clientX - rect.left + 14, rect.width - tip.offsetWidth - 4);
+  const y = Math.max(4, event.clientY - rect.top - 34);
+  tip.style.left = `${Math.max(4, x)}px`;
+  tip.style.top = `${y}px`;
 }
 
 function pickFromRay() {
-  const hits = raycaster.intersectObjects(pickables, false);
-  for (const hit of hits) {
-    const v = hit.object.userData.visual;
-    if (v && hit.object.visible) return v.id;
-  }
-  return null;
+  return pickDevice(raycaster, pickables, visuals, siteRoot);
+}
+
+/** The device under a page position (CSS pixels), or null. */
+function pickAt(x, y) {
+  const rect = renderer.domElement.getBoundingClientRect();
+  const ndc = new THREE.Vector2(((x - rect.left) / rect.width) * 2 - 1, -((y - rect.top) / rect.height) * 2 + 1);
+  raycaster.setFromCamera(ndc, camera);
+  return pickFromRay();
 }
 
 function setupPointer() {
   const el = renderer.domElement;
   const ndc = new THREE.Vector2();
   let down = null;
-  const pick = (event) => {
-    const rect = el.getBoundingClientRect();
-    ndc.set(((event.clientX - rect.left) / rect.width) * 2 - 1, -((event.clientY - rect.top) / rect.height) * 2 + 1);
-    raycaster.setFromCamera(ndc, camera);
-    return pickFromRay();
-  };
-  el.addEventListener('pointermove', (e) => { if (!renderer.xr.isPresenting && !down) hover(pick(e)); });
+  let pendingMove = null;
+  const pick = (event) => pickAt(event.clientX, event.clientY);
+  el.addEventListener('pointermove', (e) => {
+    if (renderer.xr.isPresenting || down || e.pointerType === 'touch') return;
+    if (!pendingMove) requestAnimationFrame(() => { const m = pendingMove; pendingMove = null; if (m) hover(pick(m), m); });
+    pendingMove = e;
+  });
+  el.addEventListener('pointerleave', () => hover(null, null));
   el.addEventListener('pointerdown', (e) => { down = { x: e.clientX, y: e.clientY }; });
   el.addEventListener('pointerup', (e) => {
-    if (down && Math.hypot(e.clientX - down.x, e.clientY - down.y) < 5 && !renderer.xr.isPresenting) select(pick(e));
+    if (down && Math.hypot(e.clientX - down.x, e.clientY - down.y) < 8 && !renderer.xr.isPresenting) select(pick(e));
     down = null;
   });
+  el.addEventListener('dblclick', (e) => { const id = pick(e); if (id) { select(id); focusDevice(id); } });
 }
 
-// --- immersive sessions ----------------------------------------------------------------------
+// --- drawers and controls ------------------------------------------------------------------
 
-function setupControllers() {
-  const geometry = new THREE.BufferGeometry().setFromPoints([new THREE.Vector3(0, 0, 0), new THREE.Vector3(0, 0, -1)]);
-  for (let i = 0; i < 2; i++) {
-    const controller = renderer.xr.getController(i);
-    const line = new THREE.Line(geometry, new THREE.LineBasicMaterial({ color: 0xffb000 }));
-    line.name = 'ray';
-    line.scale.z = 8;
-    controller.add(line);
-    controller.addEventListener('connected', (e) => { controller.userData.handedness = e.data.handedness; });
-    controller.addEventListener('select', onXRSelect);
-    scene.add(controller);
-    controllers.push(controller);
-  }
+function narrow() { return window.matchMedia('(max-width: 900px)').matches; }
+
+function showDevices(show) {
+  $('devices').hidden = !show;
+  $('devices-toggle').setAttribute('aria-expanded', String(show));
+  resize();
 }
 
-function onXRSelect(event) {
-  hook.xr.selects += 1;
-  const controller = event.target;
-  controller.updateMatrixWorld(true);
-  raycaster.setFromXRController(controller);
-  const alarmHit = alarms.panel.mesh.visible ? raycaster.intersectObject(alarms.panel.mesh, false)[0] : null;
-  const panelHit = panel3d.mesh.visible ? raycaster.intersectObject(panel3d.mesh, false)[0] : null;
-  if (alarmHit && !(panelHit && panelHit.distance < alarmHit.distance)) {
-    hook.xr.lastButton = 'alarms';
-    alarms.panel.press(alarmHit.uv);
-    dirty = true;
-    return;
-  }
-  if (panel3d.mesh.visible) {
-    const hit = raycaster.intersectObject(panel3d.mesh, false)[0];
-    if (hit) { onPanelButton(panel3d.hit(hit.uv)); return; }
-  }
-  const id = pickFromRay();
-  hook.xr.lastHandedness = controller.userData.handedness || null;
-  if (id) select(id);
+function setupChrome() {
+  $('devices-toggle').addEventListener('click', () => showDevices($('devices').hidden));
+  $('home').addEventListener('click', () => mover.fit(siteBounds(), info.camera, true));
+  $('legend-toggle').addEventListener('click', () => {
+    const l = $('legend');
+    l.hidden = !l.hidden;
+    $('legend-toggle').setAttribute('aria-expanded', String(!l.hidden));
+  });
+  if (narrow()) showDevices(false);
 }
 
-function onPanelButton(button) {
-  if (!button) return;
-  hook.xr.lastButton = button.label;
-  const a = button.action;
-  if (a.kind === 'close') { select(null); return; }
-  if (a.kind === 'cancel') { panel3d.confirming = null; panel3d.draw(); return; }
-  if (a.kind === 'confirm' && panel3d.confirming) {
-    const v = panel3d.confirming;
-    panel3d.confirming = null;
-    sendCommand(panel3d.device.id, v.cmd.name, v.args, true);
-    panel3d.draw();
-    return;
-  }
-  if (a.kind === 'command') {
-    const v = a.variant;
-    if (v.cmd.confirm) { panel3d.confirming = v; panel3d.draw(); return; }
-    sendCommand(panel3d.device.id, v.cmd.name, v.args, false);
-  }
-}
-
-function placeForXR(mode) {
-  const { lo, center, radius } = siteBounds();
-  if (mode === 'immersive-ar') {
-    const s = 0.45 / radius; // a table-top model about a metre across
-    siteRoot.scale.setScalar(s);
-    siteRoot.position.set(-center.x * s, 0.85 - lo[1] * s, -center.z * s - 1.0);
-    scene.background = null;
-  } else {
-    const s = radius > 40 ? 40 / radius : 1;
-    siteRoot.scale.setScalar(s);
-    siteRoot.position.set(-center.x * s, -lo[1] * s, -center.z * s - (radius * s + 1.0));
-  }
-  siteRoot.updateMatrixWorld(true);
-}
-
-async function enterXR(mode) {
-  if (!navigator.xr) throw new Error('WebXR is not available in this browser');
-  const session = await navigator.xr.requestSession(mode, { optionalFeatures: ['local-floor', 'bounded-floor', 'hand-tracking'] });
-  session.addEventListener('end', onXREnd);
-  await renderer.xr.setSession(session);
-  hook.xr.presenting = true;
-  hook.xr.mode = mode;
-  sidePanel.show(null);
-  placeForXR(mode);
-  alarms.placePending = true;
-  const selected = visuals.get(hook.selectedDevice);
-  if (selected) { panel3d.open(selected, hook.role); placePanel = true; }
-  return true;
-}
-
-function onXREnd() {
-  hook.xr.presenting = false;
-  hook.xr.mode = null;
-  siteRoot.position.set(0, 0, 0);
-  siteRoot.scale.setScalar(1);
-  scene.background = BACKGROUND;
-  panel3d.close();
-  alarms.panel.hide();
-  const selected = visuals.get(hook.selectedDevice);
-  if (selected) sidePanel.show(selected);
-  setTimeout(onResize, 0); // the session is still presenting during its 'end' event
-}
-
-async function setupXRButtons() {
-  if (!navigator.xr) return;
-  for (const [mode, id, key] of [['immersive-vr', 'enter-vr', 'vr'], ['immersive-ar', 'enter-ar', 'ar']]) {
-    let ok = false;
-    try { ok = await navigator.xr.isSessionSupported(mode); } catch (err) { ok = false; }
-    hook.xr.supported[key] = ok;
-    const button = $(id);
-    button.hidden = !ok;
-    button.addEventListener('click', () => {
-      if (renderer.xr.isPresenting) { renderer.xr.getSession().end(); return; }
-      enterXR(mode).catch((err) => { hook.error = String(err); toast(`could not start ${key.toUpperCase()}: ${err.message || err}`); });
-    });
-  }
+function setupLogin() {
+  const form = $('login');
+  const open = (show) => { form.hidden = !show; $('login-open').setAttribute('aria-expanded', String(show)); if (show) $('token').focus(); };
+  $('login-open').addEventListener('click', () => open(form.hidden));
+  $('login-close').addEventListener('click', () => open(false));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const token = $('token').value.trim();
+    $('token').value = '';
+    open(false);
+    if (token) connection.login(token); // the server keeps the session in an HttpOnly cookie
+  });
+  $('logout').addEventListener('click', () => {
+    open(false);
+    $('login-open').textContent = 'Log in';
+    connection.login(null);
+  });
 }
 
 // --- frame loop ---------------------------------------------------------------------------
 
+let lastCallback = null;
+let drewLast = false;
+
 function frame(time) {
-  const dt = lastTime === null ? 0 : Math.min((time - lastTime) / 1000, 0.1);
+  // what a frame really costs shows in the gap to the next callback (the GPU works asynchronously)
+  if (drewLast && lastCallback !== null) drawMs = drawMs * 0.7 + Math.min(time - lastCallback, 2000) * 0.3;
+  lastCallback = time;
+  drewLast = false;
+  const dt = lastTime === null ? 0 : Math.min((time - lastTime) / 1000, 0.25);
+  const presenting = renderer.xr.isPresenting;
+  if (mover.step(time)) dirty = true;
+  if (!presenting && !dirty) {
+    // idle: nothing to draw; moving parts at a capped rate
+    if (animated.size === 0 || time - lastDraw < Math.max(1000 / ANIMATION_FPS, drawMs * 4)) return;
+  }
   lastTime = time;
-  const xr = renderer.xr.isPresenting;
-  if (!xr && !dirty && animated.size === 0) return;
   for (const v of animated) {
     v.advance(dt);
     if (v.pulsing) v.refreshEmissive(time / 1000);
     if (!v.spinning && !v.pulsing) animated.delete(v);
   }
-  alarms.update(xr ? renderer.xr.getCamera() : camera, siteRoot, xr);
+  siteRoot.updateMatrixWorld();
+  if (labelsDirty && !presenting) {
+    labelsDirty = false;
+    const entries = [...labels].map(([id, label]) => { const v = visuals.get(id); return { label, selected: v.selected, hovered: v.hovered }; });
+    hook.labelsShown = layoutLabels(entries, camera, viewSize.w, viewSize.h);
+  }
+  alarms.update(presenting ? renderer.xr.getCamera() : camera, siteRoot, presenting);
   renderer.render(scene, camera);
-  if (xr && placePanel) { placePanel = false; panel3d.placeBefore(renderer.xr.getCamera()); }
-  if (xr && alarms.placePending) { alarms.placePending = false; alarms.panel.show(renderer.xr.getCamera()); }
+  drewLast = !presenting;
+  xr.afterRender();
   hook.frames += 1;
   hook.renderedSeq = hook.seq;
+  lastDraw = time;
   dirty = false;
 }
 
 // --- test and debugging hook ------------------------------------------------------------------
 
-Object.assign(hook, {
-  deviceColor(id) {
-    const v = visuals.get(id);
-    return v ? { color: v.colorHex(), painted: v.painted, flags: v.entry ? v.entry.flags : null } : null;
-  },
-  deviceEntry(id) {
-    const v = visuals.get(id);
-    return v ? v.entry : null;
-  },
-  /** CSS pixel position of the centre of a device's top face (desktop view). */
-  screenPosition(id, offset = [0, 0, 0]) {
-    const v = visuals.get(id);
-    if (!v) return null;
-    const p = v.box.getCenter(new THREE.Vector3());
-    p.y = v.box.max.y;
-    p.add(new THREE.Vector3().fromArray(offset));
-    p.applyMatrix4(siteRoot.matrixWorld).project(camera);
-    const rect = renderer.domElement.getBoundingClientRect();
-    return { x: rect.left + ((p.x + 1) / 2) * rect.width, y: rect.top + ((1 - p.y) / 2) * rect.height };
-  },
-  /** World position of a device's centre (where the site is placed now, also in XR). */
-  worldPosition(id) {
-    const v = visuals.get(id);
-    if (!v) return null;
-    const p = v.box.getCenter(new THREE.Vector3()).applyMatrix4(siteRoot.matrixWorld);
-    return { x: p.x, y: p.y, z: p.z };
-  },
-  select: (id) => select(id),
-  login: (token) => connection.login(token),
-  sendCommand: (device, command, args, confirmed) => sendCommand(device, command, args, confirmed),
-  enterXR: (mode = 'immersive-vr') => enterXR(mode),
-  exitXR: async () => { const s = renderer.xr.getSession(); if (s) await s.end(); },
-  panel() {
-    return {
-      visible: panel3d.mesh.visible, device: panel3d.device ? panel3d.device.id : null,
-      confirming: panel3d.confirming ? panel3d.confirming.label : null, status: panel3d.status,
-      buttons: panel3d.buttons.map((b) => b.label),
-    };
-  },
-  alarmButtonPosition(label) {
-    const p = alarms.panel.buttonWorldPosition(label);
-    return p ? { x: p.x, y: p.y, z: p.z } : null;
-  },
-  panelButtonPosition(label) {
-    const p = panel3d.buttonWorldPosition(label);
-    return p ? { x: p.x, y: p.y, z: p.z } : null;
-  },
-  labelText: (id) => (labels.get(id) ? labels.get(id).text : null),
-  partAngle(id, motion = 0) {
-    const v = visuals.get(id);
-    const part = v && v.parts.get(motion);
-    return part ? part.angle : null;
-  },
+installHook(hook, {
+  get visuals() { return visuals; }, get siteRoot() { return siteRoot; }, get camera() { return camera; },
+  get renderer() { return renderer; }, get controls() { return controls; }, get mover() { return mover; },
+  get drawMs() { return drawMs; }, get info() { return info; }, get connection() { return connection; },
+  get xr() { return xr; }, get trend() { return trend; }, commandLog, panel3d, labels, alarms,
+  pickAt, select, focusDevice, siteBounds, sendCommand,
 });
 
 // --- start ------------------------------------------------------------------------------------
 
-function setupLogin() {
-  const form = $('login');
-  $('login-open').addEventListener('click', () => { form.hidden = !form.hidden; if (!form.hidden) $('token').focus(); });
-  $('login-close').addEventListener('click', () => { form.hidden = true; });
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const token = $('token').value.trim();
-    $('token').value = '';
-    form.hidden = true;
-    if (token) connection.login(token); // the server keeps the session in an HttpOnly cookie
-  });
-  $('logout').addEventListener('click', () => {
-    form.hidden = true;
-    connection.login(null);
-  });
-}
-
 async function main() {
-  sidePanel = new SidePanel((device, command, args, confirmed) => sendCommand(device, command, args, confirmed), () => select(null));
+  banner = new Banner($('banner'), (t) => announce(t, true));
+  summary = new StatusSummary($('summary'), (kind) => {
+    deviceList.setKind(kind);
+    summary.setActive(kind);
+    if (kind) { showDevices(true); const first = document.querySelector('#device-tree button.dev'); if (first) first.focus(); }
+  });
+  trend = new Trend($('panel-trend'), requestHistory);
+  sidePanel = new SidePanel({
+    onCommand: (device, command, args, confirmed) => sendCommand(device, command, args, confirmed),
+    onClose: () => select(null),
+    log: commandLog,
+    trend,
+    context: () => ({ connected: hook.live, role: hook.role, user: hook.user, actuation: hook.actuation, past: hook.mode === 'past' }),
+  });
   setupLogin();
   alarms.mountDom($('bar'));
+  $('bar').insertBefore($('alarms-open'), $('status')); // the alarm list beside the counts
+  setupKeys({
+    $, select, selected: () => hook.selectedDevice, focusDevice: () => focusDevice(), fit: () => mover.fit(siteBounds(), info.camera, true),
+    showDevices, narrow, deviceList: () => deviceList,
+  });
   try {
     await loadSite();
   } catch (err) {
@@ -588,13 +719,28 @@ async function main() {
     setStatus(false, `cannot load the site: ${err.message || err}`);
     throw err;
   }
+  deviceList = new DeviceList(info.devices.filter((d) => visuals.has(d.id)), {
+    tree: $('device-tree'), search: $('search'), filter: $('filter'), filterText: $('filter-text'), filterClear: $('filter-clear'),
+    onSelect: (id) => { select(id, { fly: true }); if (narrow()) showDevices(false); },
+  });
+  deviceList.onKind = (kind) => summary.setActive(kind);
+  for (const [id, v] of visuals) applyEntry(id, v.entry);
+  buildLegend($('legend'), info.devices);
+  setupChrome();
   connection = new Connection(bridgeUrl(), { message: onMessage, status: setStatus });
   timeline = new Timeline((msg) => connection.send(msg));
   hook.seek = (t) => connection.send({ type: 'seek', t });
-  hook.live = () => connection.send({ type: 'live' });
+  hook.goLive = () => timeline.live(); // (hook.live is whether the page has live values)
   connection.open();
   hook.connection = connection;
-  await setupXRButtons();
+  const fromAddress = () => {
+    const id = decodeURIComponent(window.location.hash.slice(1));
+    if (id && visuals.has(id) && id !== hook.selectedDevice) select(id, { fly: true });
+  };
+  window.addEventListener('hashchange', fromAddress);
+  fromAddress();
+  hook.ready = true;
+  await xr.setupButtons((text) => toast(text));
 }
 
 main();

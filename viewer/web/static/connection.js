@@ -13,6 +13,8 @@ export function bridgeUrl(loc = window.location) {
   return (loc.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + loc.host + '/ws';
 }
 
+const ANSWER_MS = 2000; // a heartbeat ping unanswered this long: the link is lost
+
 export class Connection {
   constructor(url, handlers) {
     this.url = url;
@@ -24,6 +26,30 @@ export class Connection {
     this.closedByUs = false;
     this.received = 0;
     this.refs = 0;
+    this.lastMessage = 0;
+    this.pingAt = null;
+    // Heartbeat: a link quiet for a second is pinged; a ping unanswered for ANSWER_MS
+    // means the link is lost.
+    setInterval(() => this.heartbeat(), 500);
+  }
+
+  heartbeat() {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    const now = Date.now();
+    const waiting = this.pingAt !== null && this.lastMessage < this.pingAt;
+    if (waiting && now - this.pingAt > ANSWER_MS) {
+      // a ping went unanswered: a server that hangs or a network that drops sends no close
+      this.ws = null;
+      this.connected = false;
+      try { ws.close(4000, 'no answer'); } catch (err) { /* already closing */ }
+      this.handlers.status(false, 'the server stopped answering');
+      setTimeout(() => { if (!this.closedByUs && this.ws === null) this.open(); }, 250);
+    } else if (!waiting && now - this.lastMessage > 900) {
+      // only a sent ping counts: timers in a background tab run late, and lateness is not silence
+      this.pingAt = now;
+      this.send({ type: 'ping', ref: 'hb' });
+    }
   }
 
   open() {
@@ -40,12 +66,15 @@ export class Connection {
       if (ws !== this.ws) return;
       this.connected = true;
       this.retry = 500;
+      this.lastMessage = Date.now();
+      this.pingAt = null;
       if (this.token) ws.send(JSON.stringify({ type: 'auth', token: this.token }));
       this.handlers.status(true, '');
     });
     ws.addEventListener('message', (event) => {
       if (ws !== this.ws) return;
       this.received += 1;
+      this.lastMessage = Date.now();
       let msg;
       try {
         msg = JSON.parse(event.data);
@@ -61,7 +90,7 @@ export class Connection {
       this.handlers.status(false, event.reason || `closed (${event.code})`);
       if (!this.closedByUs) {
         setTimeout(() => { if (!this.closedByUs && this.ws === ws) this.open(); }, this.retry);
-        this.retry = Math.min(this.retry * 2, 5000);
+        this.retry = Math.min(this.retry * 2, 2000);
       }
     });
   }

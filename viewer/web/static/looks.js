@@ -3,13 +3,15 @@
 // rgba null keeps the model's colours; stale, bad, offline, alarm and pending
 // look different from good (truth first).
 import * as THREE from 'three';
+import { rampColor, safeRamp } from './palette.js';
 
 import { FLAGS } from './vocabulary.js';
 
 export { FLAGS };
 
 const GREY = new THREE.Color(0.55, 0.55, 0.55);
-const OFFLINE = new THREE.Color().setRGB(0.3, 0.3, 0.32, THREE.SRGBColorSpace);
+const OFFLINE = new THREE.Color().setRGB(0.2, 0.22, 0.25, THREE.SRGBColorSpace);
+const OFFLINE_OPACITY = 0.45; // offline is dark and see-through: never mistaken for a stopped (grey) device
 const EMISSIVE = {
   selected: new THREE.Color(1.0, 0.55, 0.0),
   hovered: new THREE.Color(0.35, 0.35, 0.35),
@@ -32,6 +34,19 @@ export class DeviceVisual {
     this.hovered = false;
     this.painted = false;
     this.box = new THREE.Box3();
+    this.ramp = safeRamp(info.color); // the page's own value ramp when the site's map uses state hues
+  }
+
+  /** The paint for an entry: the server's colour, or the page's value ramp (palette.js). */
+  paint(entry) {
+    const rgba = entry && entry.rgba && entry.rgba[3] > 0 ? entry.rgba : null;
+    if (!rgba || !this.ramp) return rgba;
+    const c = this.info.color;
+    const rec = entry.points && entry.points[c.point];
+    if (!rec || typeof rec.v !== 'number') return rgba;
+    const [lo, hi] = c.range || [0, 1];
+    const [r, g, b] = rampColor(this.ramp, (rec.v - lo) / ((hi - lo) || 1));
+    return [r, g, b, rgba[3]];
   }
 
   addMesh(mesh) {
@@ -55,12 +70,15 @@ export class DeviceVisual {
     this.box.applyMatrix4(inv);
   }
 
-  /** Apply one device entry from a snapshot or delta (null: back to the model's look). */
-  apply(entry) {
+  /** Apply one device entry from a snapshot or delta (null: back to the model's look).
+   *  connected false: the page has lost the server, so the values are stale whatever they say. */
+  apply(entry, connected = true) {
     this.entry = entry;
-    const flags = entry ? entry.flags : FLAGS.STALE;
+    this.connected = connected;
+    let flags = entry ? entry.flags : FLAGS.STALE;
+    if (!connected) flags |= FLAGS.STALE;
     const m = this.material;
-    const rgba = entry && entry.rgba && entry.rgba[3] > 0 ? entry.rgba : null;
+    const rgba = this.paint(entry);
     if (flags & FLAGS.OFFLINE) {
       this.setPaint(OFFLINE);
     } else if (rgba) {
@@ -71,7 +89,12 @@ export class DeviceVisual {
       this.setPaint(null);
       if (flags & FLAGS.STALE) m.color.setRGB(0.8, 0.8, 0.8);
     }
-    this.applyMotion(entry ? entry.motion : []);
+    const offline = !!(flags & FLAGS.OFFLINE);
+    if (m.transparent !== offline) { m.transparent = offline; m.needsUpdate = true; }
+    m.opacity = offline ? OFFLINE_OPACITY : 1;
+    m.depthWrite = !offline;
+    // frozen values do not move: a part spinning on a value we cannot vouch for would lie
+    this.applyMotion(entry && connected && !(flags & FLAGS.OFFLINE) ? entry.motion : null);
     this.refreshEmissive(0);
   }
 
@@ -88,6 +111,7 @@ export class DeviceVisual {
   }
 
   applyMotion(targets) {
+    if (targets === null) { for (const part of this.parts.values()) part.rate = 0; return; }
     for (const [index, part] of this.parts) {
       const target = targets && index < targets.length ? targets[index] : null;
       if (target === null || target === undefined) continue; // hold the last good value
@@ -127,14 +151,14 @@ export class DeviceVisual {
 
   /** True when the emissive colour changes over time (alarm pulse). */
   get pulsing() {
-    return !!(this.entry && this.entry.flags & FLAGS.ALARM) && !this.selected;
+    return !!(this.entry && this.entry.flags & FLAGS.ALARM);
   }
 
   refreshEmissive(time) {
     const flags = this.entry ? this.entry.flags : 0;
     const e = this.material.emissive;
-    if (this.selected) e.copy(EMISSIVE.selected).multiplyScalar(0.45);
-    else if (flags & FLAGS.ALARM) e.copy(EMISSIVE.alarm).multiplyScalar(0.25 + 0.25 * Math.sin(time * 6));
+    // selection is an outline (app.js), not a tint: a tint would change the state colour
+    if (flags & FLAGS.ALARM) e.copy(EMISSIVE.alarm).multiplyScalar(0.25 + 0.25 * Math.sin(time * 6));
     else if (flags & FLAGS.PENDING) e.copy(EMISSIVE.pending).multiplyScalar(0.3);
     else if (flags & FLAGS.BAD) e.copy(EMISSIVE.bad).multiplyScalar(0.3);
     else if (this.hovered) e.copy(EMISSIVE.hovered);

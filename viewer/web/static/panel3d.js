@@ -9,7 +9,7 @@ const CW = 768;
 const CH = 640;
 const WIDTH = 0.72; // metres
 const HEIGHT = WIDTH * (CH / CW);
-const QUALITY_COLORS = { good: '#1d6b1d', stale: '#8a6d00', 'no data': '#8a6d00', bad: '#a01818', offline: '#555' };
+const QUALITY_COLORS = { good: '#2b8a3e', stale: '#8f6a00', 'no data': '#6c757d', bad: '#a61e9e', offline: '#343a40' };
 
 export class Panel3D {
   constructor() {
@@ -86,11 +86,13 @@ export class Panel3D {
     const points = (v.entry && v.entry.points) || {};
     for (const p of info.points.slice(0, 6)) {
       const rec = points[p.id] || { v: null, q: 'no data', t: null };
+      const q = v.connected === false && rec.q === 'good' ? 'stale' : rec.q;
       ctx.fillStyle = '#1c232b';
       ctx.fillText(p.label || p.id, 28, y, 280);
       ctx.fillText(formatValue(p, rec.v), 320, y, 220);
-      ctx.fillStyle = rec.a ? '#b00000' : (QUALITY_COLORS[rec.q] || '#333');
-      ctx.fillText(rec.a ? `${rec.q}, ALARM` : rec.q, 560, y, 190);
+      ctx.fillStyle = QUALITY_COLORS[q] || '#333';
+      ctx.fillText(q, 560, y, 110);
+      if (rec.a) { ctx.fillStyle = '#c92a2a'; ctx.fillText('ALARM', 672, y, 80); }
       y += 40;
     }
     if (info.points.length > 6) {
@@ -102,7 +104,8 @@ export class Panel3D {
     if (this.confirming) {
       ctx.fillStyle = '#1c232b';
       ctx.font = '600 30px "DejaVu Sans", sans-serif';
-      ctx.fillText(`Confirm: ${this.confirming.label}?`, 28, y, CW - 56);
+      const left = Math.max(0, Math.ceil((this.confirmUntil - Date.now()) / 1000));
+      ctx.fillText(`Confirm: ${this.confirming.label}? (${left} s)`, 28, y, CW - 56);
       y += 48;
       this.addButton(ctx, 'Confirm', 28, y, 220, 64, { kind: 'confirm' }, '#b04040');
       this.addButton(ctx, 'Cancel', 268, y, 220, 64, { kind: 'cancel' });
@@ -110,15 +113,20 @@ export class Panel3D {
     } else {
       let x = 28;
       for (const cmd of info.commands) {
-        for (const variant of commandVariants(cmd, points)) {
-          if (variant.disabled) continue;
+        for (const variant of commandVariants(cmd, points, info)) {
+          if (variant.disabled || this.blocked) continue;
           ctx.font = '28px "DejaVu Sans", sans-serif';
           const w = Math.min(CW - 56, Math.max(160, ctx.measureText(variant.label).width + 40));
           if (x + w > CW - 28) { x = 28; y += 76; }
           if (y > CH - 130) break;
-          this.addButton(ctx, variant.label, x, y, w, 64, { kind: 'command', variant }, cmd.confirm ? '#b04040' : null);
+          this.addButton(ctx, variant.label, x, y, w, 64, { kind: 'command', variant }, variant.confirm ? '#b04040' : null);
           x += w + 14;
         }
+      }
+      if (this.blocked && info.commands.length) {
+        ctx.font = '26px "DejaVu Sans", sans-serif';
+        ctx.fillStyle = '#8b1a1a';
+        ctx.fillText(`Commands: ${this.blocked}`, 28, y, CW - 56);
       }
       y += 80;
     }

@@ -16,8 +16,9 @@ Nothing here imports the view (pygfx, imgui, sockets).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
+
+from twinview.site.paths import site_state_folder
 
 from .api import BAD, GOOD, NO_DATA, OFFLINE, STALE, Retention, Series, State, Stats
 from .config import retention_for_site
@@ -31,18 +32,12 @@ __all__ = [
 ]
 
 
-def _safe_folder(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("._") or "site"
-    return cleaned[:100]
-
-
 def default_store_path(site_key: str) -> Path:
     """$TWINVIEW_STORE, else $XDG_STATE_HOME/twinview/<site>/history (default ~/.local/state), like the audit log."""
     env = os.environ.get(STORE_ENV)
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "twinview" / _safe_folder(site_key) / "history"
+    return site_state_folder(site_key) / "history"
 
 
 def is_url(target) -> bool:

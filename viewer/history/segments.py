@@ -50,7 +50,7 @@ import numpy as np
 
 from . import codec
 from .api import (
-    DAY, GOOD, ROLLUP_SECONDS, LastValues, Retention, Series, State, Stats, as_batch, bin_rollups, bin_series, without_timeless,
+    GOOD, ROLLUP_SECONDS, LastValues, Retention, Series, State, Stats, as_batch, bin_rollups, bin_series, without_timeless,
     ids_array,
 )
 from .config import load_retention, save_retention

@@ -30,13 +30,14 @@ import hmac
 import os
 import re
 import secrets
-import tempfile
 import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
+
+from .files import write_private
 
 ROLES = ("viewer", "operator", "admin")  # lowest first; same as twinview.site.manifest.ROLES
 ROLE_RANK = {r: i for i, r in enumerate(ROLES)}
@@ -237,21 +238,7 @@ def dump_users(users: dict[str, User]) -> str:
 def save_users(users: dict[str, User], path: str | Path | None = None) -> Path:
     """Write the users file atomically with mode 0600."""
     path = Path(path) if path is not None else default_users_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".users-", suffix=".toml", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(dump_users(users))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_private(path, dump_users(users).encode("utf-8"))
     return path
 
 

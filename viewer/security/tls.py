@@ -29,11 +29,12 @@ import hashlib
 import ipaddress
 import os
 import socket
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from .files import write_private
 
 TLS_ENV = "TWINVIEW_TLS_DIR"
 CA_FILE, CA_KEY_FILE = "ca.pem", "ca-key.pem"
@@ -152,21 +153,7 @@ def local_addresses() -> list[str]:
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    """Atomically write a file created with `mode` (never briefly readable by others)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_private(path, data, mode)
 
 
 @contextmanager

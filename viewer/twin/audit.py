@@ -32,6 +32,8 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+
+from twinview.site.paths import site_state_folder
 from typing import Any, Iterable, Iterator
 
 from .vocabulary import COMMAND_OUTCOMES, FINAL_COMMAND_STATES, CommandState
@@ -87,18 +89,12 @@ def owner_alive(path: str | Path, owner: Any) -> bool:
         os.close(fd)
 
 
-def _safe_folder(name: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("._") or "site"
-    return cleaned[:100]
-
-
 def default_audit_path(site_name: str) -> Path:
     """$TWINVIEW_AUDIT, else $XDG_STATE_HOME/twinview/<site>/audit.jsonl (default ~/.local/state)."""
     env = os.environ.get(AUDIT_ENV)
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "twinview" / _safe_folder(site_name) / "audit.jsonl"
+    return site_state_folder(site_name) / "audit.jsonl"
 
 
 def iso(ts: float) -> str:

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 from pathlib import Path
+
+from twinview.site.paths import site_state_folder
 from typing import Any, Iterator, Protocol
 
 STORE_ENV = "TWINVIEW_ALARMS"
@@ -40,9 +41,7 @@ def default_store_path(site_name: str) -> Path:
     env = os.environ.get(STORE_ENV)
     if env:
         return Path(env).expanduser()
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    folder = re.sub(r"[^A-Za-z0-9_.\-]+", "_", site_name).strip("._")[:100] or "site"
-    return Path(base) / "twinview" / folder / JOURNAL_NAME
+    return site_state_folder(site_name) / JOURNAL_NAME
 
 
 class AlarmStore(Protocol):

@@ -113,3 +113,23 @@ def test_render_at_two_instants_shows_the_colours_of_those_instants(tmp_path):
                           "--store", str(store_dir), "--out", str(tmp_path / "x.png")],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and "--at" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_events_are_found_before_and_after_a_moment(plant, tmp_path):
+    clock = ManualClock(T0)
+    live = Runtime(plant, clock)
+    store = open_store(tmp_path / "store", plant.name)
+    StoreRecorder(live, store)
+    live.submit(Sample("T-101", "level", 10.0, T0, T0))
+    live.step(T0)
+    live.submit(Availability("T-101", False, T0 + 1800))  # an event half an hour in
+    live.step(T0 + 1800)
+    live.submit(Availability("T-101", True, T0 + 1900))
+    live.submit(Sample("T-101", "level", 12.0, T0 + 1900, T0 + 1900))
+    live.step(T0 + 1900)
+    store.flush()
+    past = PastTwin(plant, store)
+    assert past.event_near(T0 + 5, forward=True) == pytest.approx(T0 + 1800)
+    assert past.event_near(T0 + 7200, forward=False) == pytest.approx(T0 + 1900)  # back online: stale until fresh
+    assert past.event_near(T0 + 1800, forward=False) is None  # nothing went wrong before it
+    store.close()

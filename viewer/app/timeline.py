@@ -87,6 +87,19 @@ class Timeline:
         self.view.set_mode("past")
         self.request_draw()
 
+    def jump(self, at: float, forward: bool) -> float | None:
+        """Go to the previous or next event (a point turning stale, bad or offline); None if there is none."""
+        store = self._store()
+        if store is None:
+            return None
+        store.flush()
+        finder = self.past or PastTwin(self.live.site, store)
+        when = finder.event_near(at, forward)
+        if when is not None:
+            self.playing = False
+            self.go_to(when)
+        return when
+
     def go_live(self) -> None:
         if self.past is None:
             return
@@ -128,11 +141,17 @@ class Timeline:
         else:
             imgui.text_colored(PAST_FRAME, "PAST")
         imgui.same_line()
-        imgui.set_next_item_width(width - 430)
+        imgui.set_next_item_width(width - 560)
         changed, value = imgui.slider_float("##time", float(cursor - last), float(first - last), 0.0,
                                             _ago(cursor - last))  # fmt: skip
         if changed:
             self.go_to(last + value)
+        imgui.same_line()
+        if imgui.button("< event"):
+            self.jump(cursor, forward=False)
+        imgui.same_line()
+        if imgui.button("event >") and self.past is not None:
+            self.jump(cursor, forward=True)
         imgui.same_line()
         if imgui.button("Pause" if self.playing else "Play") and self.past is not None:
             self.playing = not self.playing
@@ -144,7 +163,8 @@ class Timeline:
             imgui.same_line()
         if imgui.button("Live"):
             self.go_live()
-        imgui.text_colored(DIM, f"recorded from {_clock(first)}  ·  drag to go back; Play replays at the chosen speed")
+        imgui.text_colored(DIM, f"recorded from {_clock(first)}  ·  drag to go back; < event > jumps to a point "
+                                "turning stale, bad or offline; Play replays at the chosen speed")
         imgui.end()
 
     def draw_banner(self, width: float) -> None:

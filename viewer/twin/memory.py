@@ -135,6 +135,21 @@ class PastTwin:
             self.runtime.events.publish(DevicesChanged(t1, devices, np.unique(rows), motions))
         return devices
 
+    def event_near(self, at: float, forward: bool, horizon: float = 86400.0, step: float = 3600.0) -> float | None:
+        """When the nearest recorded event after (or before) `at` happened: a point of this site turning
+        stale, bad or offline. Looks an hour at a time, up to `horizon`; None when there is none."""
+        reach = 0.0
+        while reach < horizon:
+            t0, t1 = (at + reach, at + reach + step) if forward else (at - reach - step, at - reach)
+            pid, t, _, q = self.store.samples(t0, t1)
+            rows, keep = self._rows(pid)
+            times = t[keep][q[keep] != GOOD]
+            times = times[times > at + 1e-3] if forward else times[times < at - 1e-3]
+            if times.size:
+                return float(times.min() if forward else times.max())
+            reach += step
+        return None
+
     def _rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids = np.asarray(ids, np.int64)
         inside = ids < self._row_of_id.size

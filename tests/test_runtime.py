@@ -213,3 +213,11 @@ def test_columnar_looks_match_the_per_device_rules(plant):
         got = runtime.looks.look(i)
         assert got.motions == pytest.approx(motions) and got.label == label
     assert len(kinds) >= 3  # good, stale and alarmed devices were all compared
+
+
+def test_a_timestamp_from_the_future_is_counted_where_every_view_reads_errors(plant):
+    runtime = Runtime(plant, ManualClock(T0))
+    runtime.submit(Sample("T-101", "level", 50.0, T0, T0 + 3600.0))  # received now, stamped an hour ahead
+    runtime.step()
+    assert runtime.counted_errors()["clock_skew"] == 1
+    assert runtime.state.point("T-101", "level").source_ts <= T0 + 1e-6  # clamped to when it arrived

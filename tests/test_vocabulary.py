@@ -60,3 +60,12 @@ def test_no_data_is_one_word_everywhere():
     assert Quality.NONE.label == "no data"
     panels = (ROOT / "viewer" / "app" / "live_panels.py").read_text()
     assert '"none"' not in panels  # the status panel counts the same key the twin produces
+
+
+def test_the_desktop_colours_every_command_state():
+    pytest.importorskip("imgui_bundle")
+    from twinview.app.command_panel import STATE_COLORS
+
+    missing = [s.value for s in CommandState if s.value not in STATE_COLORS]
+    assert not missing, f"the command panel has no colour for {missing}"
+    assert STATE_COLORS["unverified"] not in (STATE_COLORS["confirmed"], STATE_COLORS["failed"])

@@ -14,8 +14,9 @@ from imgui_bundle import imgui
 
 from .panels import BAD, DIM, GOOD, WARN, age_text, format_value
 
+UNVERIFIED = (1.0, 0.62, 0.25, 1.0)  # final, but not confirmed: neither the success green nor a failure red
 STATE_COLORS = {
-    "requested": WARN, "sent": WARN, "acknowledged": WARN, "confirmed": GOOD,
+    "requested": WARN, "sent": WARN, "acknowledged": WARN, "confirmed": GOOD, "unverified": UNVERIFIED,
     "refused": BAD, "rejected": BAD, "timed_out": BAD, "expired": BAD, "failed": BAD,
 }  # fmt: skip
 

@@ -379,7 +379,7 @@ class Runtime:
         """Every counted error, from every part, in one place (panels, `twinview state`, /metrics)."""
         s = self.state
         out: dict[str, Any] = {
-            "bad_samples": s.bad, "out_of_order": s.out_of_order, "unknown_points": s.unknown,
+            "bad_samples": s.bad, "out_of_order": s.out_of_order, "unknown_points": s.unknown, "clock_skew": s.clock_skew,
             "runtime_errors": self.stats.errors, "event_handler_errors": self.events.errors,
         }  # fmt: skip
         for connector in self.connectors:

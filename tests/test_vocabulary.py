@@ -69,3 +69,30 @@ def test_the_desktop_colours_every_command_state():
     missing = [s.value for s in CommandState if s.value not in STATE_COLORS]
     assert not missing, f"the command panel has no colour for {missing}"
     assert STATE_COLORS["unverified"] not in (STATE_COLORS["confirmed"], STATE_COLORS["failed"])
+
+
+def test_the_page_glows_an_alarm_with_the_desktop_shaders_severity_colour():
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    shader = (ROOT / "shaders" / "site.wgsl").read_text()
+    module = (ROOT / "viewer" / "web" / "static" / "looks.js").as_uri()
+    a, u = int(DeviceFlag.ALARM), int(DeviceFlag.ALARM_UNACK)
+    shift = vocabulary.ALARM_SEVERITY_SHIFT
+    cases = {"critical_unack": (a | u | 3 << shift, 0.1), "high_acked": (a | 2 << shift, 0.1),
+             "medium_unack_off": (a | u | 1 << shift, 0.5), "low_returned": (u, 0.1), "none": (0, 0.1)}  # fmt: skip
+    script = (f"import('{module}').then(m => console.log(JSON.stringify(Object.fromEntries("
+              f"Object.entries({json.dumps(cases)}).map(([k, [f, t]]) => {{ const g = m.alarmGlow(f, t);"
+              " return [k, g && [g.color.r, g.color.g, g.color.b, g.strength]]; })))))")
+    run = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60,
+                         cwd=ROOT / "viewer" / "web")  # fmt: skip
+    if run.returncode and "Cannot find package 'three'" in run.stderr:
+        pytest.skip("three.js is not installed (npm ci in viewer/web)")
+    out = json.loads(run.stdout)
+    assert out["none"] is None
+    assert out["critical_unack"] == pytest.approx([1.0, 0.0123, 0.007, 0.6])  # blinking, on
+    assert out["high_acked"] == pytest.approx([1.0, 0.216, 0.0, 0.45])  # steady
+    assert out["medium_unack_off"][3] == 0  # the blink's off half
+    assert out["low_returned"] == pytest.approx([0.0, 0.6, 0.9, 0.25])  # returned, not acknowledged: faint
+    for r, g, b, _ in (out["critical_unack"], out["high_acked"], out["low_returned"]):
+        assert f"{r:.1f}" in shader and (f"{g:g}" in shader or g in (0.0, 1.0))  # the same numbers as the desktop

@@ -5,7 +5,7 @@
 import * as THREE from 'three';
 import { rampColor, safeRamp } from './palette.js';
 
-import { FLAGS } from './vocabulary.js';
+import { ALARM_SEVERITY_SHIFT, FLAGS } from './vocabulary.js';
 
 export { FLAGS };
 
@@ -15,10 +15,26 @@ const OFFLINE_OPACITY = 0.45; // offline is dark and see-through: never mistaken
 const EMISSIVE = {
   selected: new THREE.Color(1.0, 0.55, 0.0),
   hovered: new THREE.Color(0.35, 0.35, 0.35),
-  alarm: new THREE.Color(1.0, 0.0, 0.0),
   pending: new THREE.Color(0.0, 0.35, 1.0),
   bad: new THREE.Color(0.6, 0.0, 0.6),
 };
+
+// Alarm colour by severity (low, medium, high, critical), the desktop shader's values (linear).
+const ALARM_TINTS = [[0.0, 0.6, 0.9], [1.0, 0.73, 0.0], [1.0, 0.216, 0.0], [1.0, 0.0123, 0.007]].map(
+  (c) => new THREE.Color(c[0], c[1], c[2]));
+
+/** How an alarm glows at `time` (seconds), as the desktop draws it: null when there is none.
+ *  Active and acknowledged: a steady tint; unacknowledged: it blinks; returned but not
+ *  acknowledged: a faint blink. The colour says the severity. */
+export function alarmGlow(flags, time) {
+  const inAlarm = !!(flags & FLAGS.ALARM);
+  const unack = !!(flags & FLAGS.ALARM_UNACK);
+  if (!inAlarm && !unack) return null;
+  const color = ALARM_TINTS[(flags >> ALARM_SEVERITY_SHIFT) & 3];
+  if (inAlarm && !unack) return { color, strength: 0.45 };
+  const on = ((time * 1.25) % 1 + 1) % 1 < 0.5;
+  return { color, strength: on ? (inAlarm ? 0.6 : 0.25) : 0 };
+}
 
 export class DeviceVisual {
   constructor(info, group, material) {
@@ -151,14 +167,15 @@ export class DeviceVisual {
 
   /** True when the emissive colour changes over time (alarm pulse). */
   get pulsing() {
-    return !!(this.entry && this.entry.flags & FLAGS.ALARM);
+    return !!(this.entry && this.entry.flags & FLAGS.ALARM_UNACK);
   }
 
   refreshEmissive(time) {
     const flags = this.entry ? this.entry.flags : 0;
     const e = this.material.emissive;
     // selection is an outline (app.js), not a tint: a tint would change the state colour
-    if (flags & FLAGS.ALARM) e.copy(EMISSIVE.alarm).multiplyScalar(0.25 + 0.25 * Math.sin(time * 6));
+    const glow = alarmGlow(flags, time);
+    if (glow) e.copy(glow.color).multiplyScalar(glow.strength);
     else if (flags & FLAGS.PENDING) e.copy(EMISSIVE.pending).multiplyScalar(0.3);
     else if (flags & FLAGS.BAD) e.copy(EMISSIVE.bad).multiplyScalar(0.3);
     else if (this.hovered) e.copy(EMISSIVE.hovered);
